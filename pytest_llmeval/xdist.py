@@ -1,0 +1,37 @@
+"""xdist support, by xdist's own protocol (registered only when xdist is installed).
+
+Per-item records ride on each item's teardown report. Run-level figures go the
+documented way: the worker puts plain data in ``config.workeroutput`` and the
+controller reads it in ``pytest_testnodedown``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from pytest_llmeval.session import LLMEvalSession
+
+WORKEROUTPUT_KEY = "llmeval"
+
+
+class XdistHooks:
+    """Hooks that exist only under xdist."""
+
+    def __init__(self, session: LLMEvalSession) -> None:
+        self.session = session
+        self.worker_outputs: dict[str, dict[str, Any]] = {}
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        config = session.config
+        if hasattr(config, "workeroutput"):
+            config.workeroutput[WORKEROUTPUT_KEY] = self.session.worker_output()
+
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        output = getattr(node, "workeroutput", {}).get(WORKEROUTPUT_KEY)
+        if output is not None:
+            self.worker_outputs[node.gateway.id] = output
+            self.session.merge_worker_output(output)
