@@ -52,3 +52,9 @@ class LLMCallError(Exception):
         self.model = model
         self.kind = kind
         super().__init__(message)
+
+
+class LLMEvalAssertionError(AssertionError):
+    """A metric's verdict was not met. The message is the report: verdict line first,
+    then criteria, input, output, reasoning and (when a baseline exists) the baseline score.
+    """

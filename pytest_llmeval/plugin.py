@@ -16,6 +16,7 @@ from pytest_llmeval import settings
 from pytest_llmeval.session import SESSION_KEY, LLMEvalSession, get_session
 
 if TYPE_CHECKING:
+    from pytest_llmeval.client import LLMClient
     from pytest_llmeval.dataset import EvalExample
     from pytest_llmeval.records import Record
 
@@ -70,3 +71,33 @@ def llmeval_record(request: pytest.FixtureRequest, eval_example: EvalExample) ->
     return get_session(request.config).record_for(request.node)
 
 
+
+
+@pytest.fixture
+def llm(request: pytest.FixtureRequest) -> LLMClient:
+    """The model client, bound to the model under test (``--llmeval-model``).
+
+    ``llm(prompt_or_messages, model=None, **params)`` returns a ``Completion`` with
+    ``.text``, ``.model``, ``.cached``, ``.latency_s``, ``.usage``, ``.cost_usd``;
+    ``await llm.acomplete(...)`` from async code; ``llm.embed(texts)`` for vectors.
+    Calls are cached, retried and bounded by ``--llmeval-concurrency``.
+    """
+    return get_session(request.config).client
+
+
+@pytest.fixture
+def judge(request: pytest.FixtureRequest) -> LLMClient:
+    """The model client bound to the judge model (``--llmeval-judge-model``; default: the model under test)."""
+    return get_session(request.config).client.judge()
+
+
+@pytest.fixture
+def eval_output(request: pytest.FixtureRequest, eval_example: EvalExample) -> object:
+    """This item's output from the marker's ``task=`` (computed ahead, concurrently with other items).
+
+    If the task raised, or its model call failed for good, the item errors here.
+    """
+    result = get_session(request.config).result_for(request.node)
+    if result.error is not None:
+        raise result.error
+    return result.output

@@ -16,9 +16,12 @@ import pytest
 from pytest_llmeval import collection, settings
 from pytest_llmeval.errors import LLMCallError, LLMEvalUsageError
 from pytest_llmeval.records import REPORT_ATTR, Record
+from pytest_llmeval.runtime import ItemContext, current_item
 
 if TYPE_CHECKING:
+    from pytest_llmeval.client import LLMClient
     from pytest_llmeval.dataset import EvalDataset, EvalExample
+    from pytest_llmeval.pipeline import ItemResult, Job, Pipeline
 
 SESSION_KEY = pytest.StashKey["LLMEvalSession"]()
 
@@ -52,6 +55,19 @@ class LLMEvalSession:
         # Additive run-level counters (calls, cache hits, tokens, ...). Each process
         # counts its own; workers ship theirs to the controller, which sums them.
         self.counters: dict[str, float] = {}
+        self.latencies: list[float] = []
+        self._client: LLMClient | None = None
+        self._pipeline: Pipeline | None = None
+        # Set by the controller's xdist hooks: workers run a fixed share of the items
+        # (index % workercount == worker index), so each can prefetch exactly its own.
+        self.static_share: tuple[int, int] | None = None
+        if self.is_worker:
+            facts = config.workerinput.get("llmeval", {})  # type: ignore[attr-defined]
+            if facts.get("static_share"):
+                worker = config.workerinput["workerid"]  # type: ignore[attr-defined]
+                number, count = int(worker.lstrip("gw")), int(config.workerinput["workercount"])  # type: ignore[attr-defined]
+                if number < count:  # a replacement worker has no fixed share
+                    self.static_share = (number, count)
         for name in self.partitions:
             config.addinivalue_line("markers", f"{name}: examples of the {name!r} partition (pytest-llmeval)")
 
@@ -146,17 +162,126 @@ class LLMEvalSession:
         """Add to a run-level counter of this process."""
         self.counters[name] = self.counters.get(name, 0) + amount
 
+    def latency(self, seconds: float) -> None:
+        """Note the latency of one model call made by this process."""
+        self.latencies.append(seconds)
+
     def worker_output(self) -> dict[str, Any]:
         """What a worker sends the controller at the end (plain data only)."""
-        return {"counters": dict(sorted(self.counters.items()))}
+        return {
+            "counters": {k: float(v) for k, v in sorted(self.counters.items())},
+            "latencies": [round(float(x), 6) for x in self.latencies],
+        }
 
     def merge_worker_output(self, output: dict[str, Any]) -> None:
         """Controller: fold one worker's figures into the run's."""
         for name, amount in output.get("counters", {}).items():
             self.count(name, amount)
+        self.latencies.extend(output.get("latencies", []))
+
+    # --- the model client and the prefetch pipeline ------------------------------------------
+
+    @property
+    def client(self) -> LLMClient:
+        """This process's client, built from the options on first use."""
+        if self._client is None:
+            from pytest_llmeval.client import ClientSettings, LLMClient, _Engine
+            from pytest_llmeval.runtime import Runtime
+
+            get = lambda name: settings.resolve(self.config, name)  # noqa: E731
+            client_settings = ClientSettings(
+                model=get("model"), judge_model=get("judge_model"), embedding_model=get("embedding_model"),
+                api_base=get("api_base"), cache_mode=get("cache"),
+                cache_dir=str(self.config.rootpath / get("cache_dir")), concurrency=get("concurrency"),
+                retries=get("retries"), timeout=get("timeout"), max_cost=get("max_cost"),
+            )
+            runtime = Runtime(threads=client_settings.concurrency + 4)
+            self._client = LLMClient(_Engine(client_settings, runtime, self), client_settings.model)
+        return self._client
+
+    @property
+    def pipeline(self) -> Pipeline:
+        if self._pipeline is None:
+            from pytest_llmeval.pipeline import Pipeline
+
+            self._pipeline = Pipeline(self.client)
+        return self._pipeline
+
+    def _job_for(self, item: pytest.Item) -> Job | None:
+        example = example_of(item)
+        mark = item.get_closest_marker(collection.MARKER)
+        if example is None or mark is None:
+            return None
+        spec = collection.parse_marker(mark, item.nodeid)
+        if spec.task is None:
+            return None
+        from pytest_llmeval.pipeline import Job
+
+        return Job(item.nodeid, spec, example, self.record_for(item))
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtestloop(self, session: pytest.Session) -> None:
+        if session.config.option.collectonly or (self.is_worker is False and _is_xdist_controller(session.config)):
+            return
+        items = session.items
+        if self.static_share is not None:
+            index, count = self.static_share
+            items = items[index::count]
+        elif self.is_worker:
+            return  # no fixed share (another --dist mode): compute each item when it starts
+        jobs = [job for job in map(self._job_for, items) if job is not None]
+        if jobs:
+            self.pipeline.schedule(jobs)
+
+    def result_for(self, item: pytest.Item) -> ItemResult:
+        """The pipeline's result for an item with ``task=`` (computed now if not yet scheduled)."""
+        job = self._job_for(item)
+        if job is None:
+            raise LLMEvalUsageError(
+                f"{item.nodeid}: eval_output needs task= on the marker, e.g. "
+                "@pytest.mark.llmeval(dataset=..., task=answer) where answer(example, llm) returns the output"
+            )
+        pipeline = self.pipeline
+        job = pipeline.ensure(job)
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        show = None
+        if reporter is not None and settings.resolve(self.config, "progress") and not self.is_worker:
+            from pytest_llmeval.pipeline import terminal_status
+
+            show = terminal_status(reporter, pipeline.progress, self.counters)
+        try:
+            return pipeline.wait(job, show)
+        finally:
+            if show is not None:
+                show.clear()  # type: ignore[attr-defined]
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, None, None]:
+        if example_of(item) is None:
+            return (yield)
+        token = current_item.set(ItemContext(item.nodeid, self.record_for(item)))
+        try:
+            result = yield
+        finally:
+            current_item.reset(token)
+        job = self.pipeline.jobs.get(item.nodeid) if self._pipeline is not None else None
+        if job is not None and job.future is not None and job.future.done():
+            _fail_on_declared_metrics(job.future.result())
+        return result
 
     def sorted_records(self) -> list[Record]:
         return [self.records[k] for k in sorted(self.records)]
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if self._client is not None:
+            if self._client.budget_exhausted and not self.is_worker:
+                session.exitstatus = pytest.ExitCode.TESTS_FAILED
+            if self._client.budget_exhausted:
+                self.count("budget_exhausted")
+            self._client.runtime.close()
+            self._client.close()
+        if not self.is_worker and self.counters.get("budget_exhausted"):
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
     @pytest.hookimpl(trylast=True)
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
@@ -164,9 +289,30 @@ class LLMEvalSession:
             return
         from pytest_llmeval.summary import partition_rows, summary_lines
 
+        from pytest_llmeval.summary import usage_lines
+
         terminalreporter.write_sep("=", "llmeval summary")
         for line in summary_lines(partition_rows(self.sorted_records(), self.partitions)):
             terminalreporter.write_line(line)
+        for line in usage_lines(self.counters, self.latencies):
+            terminalreporter.write_line(line)
+
+
+def _is_xdist_controller(config: pytest.Config) -> bool:
+    return bool(getattr(config.option, "numprocesses", None)) and getattr(config.option, "dist", "no") != "no"
+
+
+def _fail_on_declared_metrics(result: ItemResult) -> None:
+    """After the body: a declared metric that failed (or could not run) fails the item with its report."""
+    if result.error is not None:
+        return  # eval_output already raised it
+    if result.metric_errors:
+        raise result.metric_errors[0]
+    failed = [m for m in result.metrics if getattr(m, "passed", None) is False]
+    if failed:
+        from pytest_llmeval.errors import LLMEvalAssertionError
+
+        raise LLMEvalAssertionError("\n\n".join(m.report() for m in failed))
 
 
 def _apply_phase(record: Record, report: pytest.TestReport, call: pytest.CallInfo[None]) -> None:

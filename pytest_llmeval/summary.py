@@ -66,3 +66,34 @@ def summary_lines(rows: Sequence[PartitionRow]) -> list[str]:
             f"{row.skipped:>8} {_rate(row.pass_rate):>10}"
         )
     return lines
+
+
+def usage_lines(counters: dict[str, float], latencies: Sequence[float]) -> list[str]:
+    """Calls, cache hits, tokens, cost and latency of the run's model calls (empty if none)."""
+    calls = int(counters.get("calls", 0))
+    hits = int(counters.get("cache_hits", 0))
+    if not calls and not hits and not counters.get("call_errors"):
+        return []
+    tokens = int(counters.get("total_tokens", 0))
+    unknown = int(counters.get("cost_unknown_calls", 0))
+    cost = counters.get("cost_usd", 0.0)
+    if unknown and unknown == calls:
+        cost_text = "unknown"
+    elif unknown:
+        cost_text = f"${cost:.4f} + unknown for {unknown} calls"
+    else:
+        cost_text = f"${cost:.4f}"
+    parts = [f"calls {calls}", f"cache hits {hits}", f"tokens {tokens}", f"cost {cost_text}"]
+    if latencies:
+        ordered = sorted(latencies)
+        p50 = ordered[int(0.5 * (len(ordered) - 1))]
+        p95 = ordered[int(0.95 * (len(ordered) - 1))]
+        parts.append(f"latency p50 {p50:.2f}s p95 {p95:.2f}s")
+    extra = []
+    if counters.get("retries"):
+        extra.append(f"retries {int(counters['retries'])}")
+    if counters.get("call_errors"):
+        extra.append(f"failed calls {int(counters['call_errors'])}")
+    if counters.get("budget_exhausted"):
+        extra.append("budget spent: paid calls stopped")
+    return [", ".join(parts)] + ([", ".join(extra)] if extra else [])

@@ -23,6 +23,21 @@ class XdistHooks:
     def __init__(self, session: LLMEvalSession) -> None:
         self.session = session
         self.worker_outputs: dict[str, dict[str, Any]] = {}
+        self.static_share = False
+
+    def pytest_xdist_make_scheduler(self, config: pytest.Config, log: Any) -> Any:
+        # Under --dist load (what -n implies), hand each worker a fixed share of the
+        # items up front, so it can compute all of its outputs concurrently instead
+        # of learning its next items a few at a time. Other --dist modes are left alone.
+        if config.getoption("dist", "no") != "load":
+            return None
+        from pytest_llmeval.xdist_scheduling import StaticShareScheduling
+
+        self.static_share = True
+        return StaticShareScheduling(config, log)
+
+    def pytest_configure_node(self, node: Any) -> None:
+        node.workerinput["llmeval"] = {"static_share": self.static_share}
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:

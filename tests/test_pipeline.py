@@ -1,0 +1,134 @@
+"""task= and eval_output: outputs computed ahead, concurrently, once per unique request."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from pytest_llmeval.mockserver import MockLLMServer
+
+pytest_plugins = ["pytester"]
+
+N_GOLDEN, N_OTHER = 4, 8
+DATASET = "\n".join(
+    [f'{{"id": "g{i}", "partition": "golden", "input": "golden question {i}"}}' for i in range(N_GOLDEN)]
+    + [f'{{"id": "d{i}", "input": "traffic question {i}"}}' for i in range(N_OTHER)]
+)
+
+TEST_FILE = """
+import pytest
+
+def answer(example, llm):
+    if example.id == "d3":
+        raise RuntimeError("task blew up for d3")
+    return llm(example.input, temperature=0).text
+
+@pytest.mark.llmeval(dataset="cases.jsonl", task=answer)
+def test_answer(eval_example, eval_output):
+    assert eval_output == "Echo: " + eval_example.input
+
+def test_ordinary():
+    pass
+"""
+
+
+@pytest.fixture
+def project(pytester: pytest.Pytester, mock_llm: MockLLMServer, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    (pytester.path / "cases.jsonl").write_text(DATASET)
+    pytester.makepyfile(test_cases=TEST_FILE)
+    pytester.makeini(
+        "[pytest]\n"
+        "llmeval_model = openai/mock\n"
+        f"llmeval_api_base = {mock_llm.base_url}\n"
+        "llmeval_retries = 1\n"
+    )
+    return pytester
+
+
+def chat_requests(server: MockLLMServer) -> int:
+    return server.count("/v1/chat/completions")
+
+
+@pytest.mark.parametrize("workers", ["0", "2"])
+def test_one_request_per_unique_request_and_none_on_rerun(
+    project: pytest.Pytester, mock_llm: MockLLMServer, workers: str
+) -> None:
+    first = project.runpytest("-n", workers)
+    first.assert_outcomes(passed=N_GOLDEN + N_OTHER, errors=1)  # 11 answers + test_ordinary; d3 errors
+    assert chat_requests(mock_llm) == N_GOLDEN + N_OTHER - 1
+    first.stdout.fnmatch_lines(["*ERROR*test_answer[[]d3[]]*task blew up for d3*"])
+    rerun = project.runpytest("-n", workers)
+    rerun.assert_outcomes(passed=N_GOLDEN + N_OTHER, errors=1)
+    assert chat_requests(mock_llm) == N_GOLDEN + N_OTHER - 1  # all from the cache
+    rerun.stdout.fnmatch_lines(["calls 0, cache hits 11, *"])
+
+
+def test_deselected_items_are_never_computed(project: pytest.Pytester, mock_llm: MockLLMServer) -> None:
+    project.runpytest("-m", "golden").assert_outcomes(passed=N_GOLDEN, deselected=N_OTHER + 1)
+    assert chat_requests(mock_llm) == N_GOLDEN
+    asked = sorted(body["messages"][-1]["content"] for _, body in mock_llm.requests)
+    assert asked == [f"golden question {i}" for i in range(N_GOLDEN)]
+    project.runpytest("-k", "d1 or d2", "-n", "2").assert_outcomes(passed=2)  # xdist does not count deselected
+    assert chat_requests(mock_llm) == N_GOLDEN + 2
+
+
+def test_outputs_are_computed_concurrently_within_the_limit(
+    project: pytest.Pytester, mock_llm: MockLLMServer
+) -> None:
+    arrivals: list[float] = []
+    lock = threading.Lock()
+
+    def responder(body: dict[str, Any]) -> str:
+        with lock:
+            arrivals.append(time.monotonic())
+        return "Echo: " + body["messages"][-1]["content"]
+
+    mock_llm.latency_s = 0.3
+    mock_llm.responder = responder
+    project.runpytest("--llmeval-concurrency", "3").assert_outcomes(passed=N_GOLDEN + N_OTHER, errors=1)
+    arrivals.sort()
+    # Requests leave in waves of at most 3; each wave answers together, 0.3 s after the last.
+    most_in_window = max(sum(1 for t in arrivals if s <= t < s + 0.15) for s in arrivals)
+    assert most_in_window == 3
+
+
+def test_provider_failure_is_an_error_not_a_failure(project: pytest.Pytester, mock_llm: MockLLMServer) -> None:
+    mock_llm.fail_next(2, status=500)  # retries=1: the first item's call fails for good
+    result = project.runpytest("-p", "no:randomly", "-k", "g0", "-rE")
+    result.assert_outcomes(errors=1, deselected=N_GOLDEN + N_OTHER)
+    result.stdout.fnmatch_lines(["*call to 'openai/mock' failed*after 1 retry*"])
+    assert "g0" not in str(list((project.path / ".llmeval").rglob("*.json")))
+
+
+def test_eval_output_without_task_is_a_clear_error(pytester: pytest.Pytester) -> None:
+    (pytester.path / "cases.jsonl").write_text('{"id": "a", "input": "x"}\n')
+    pytester.makepyfile(
+        "import pytest\n\n@pytest.mark.llmeval(dataset='cases.jsonl')\ndef test_x(eval_output):\n    pass\n"
+    )
+    result = pytester.runpytest()
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*eval_output needs task= on the marker*"])
+
+
+def test_async_task_and_llm_fixture_in_body(project: pytest.Pytester, mock_llm: MockLLMServer) -> None:
+    project.makepyfile(
+        test_async="""
+        import pytest
+
+        async def answer(example, llm):
+            completion = await llm.acomplete(example.input, max_tokens=20)
+            return completion.text.upper()
+
+        @pytest.mark.llmeval(dataset="cases.jsonl", partitions="golden", task=answer)
+        def test_async(eval_example, eval_output, llm):
+            assert eval_output == ("Echo: " + eval_example.input).upper()
+            again = llm(eval_example.input, max_tokens=20)
+            assert again.cached and again.text == "Echo: " + eval_example.input
+        """
+    )
+    project.runpytest("test_async.py").assert_outcomes(passed=N_GOLDEN)
+    assert chat_requests(mock_llm) == N_GOLDEN
