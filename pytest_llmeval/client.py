@@ -187,8 +187,10 @@ class _Engine:
         retries = self.settings.retries
         attempt = 0
         while True:
-            self._check_budget(model)
             async with self.semaphore:
+                # Checked once a slot is ours: calls queued before the budget ran out
+                # must not all slip through together.
+                self._check_budget(model)
                 started = time.perf_counter()
                 try:
                     response = await send()

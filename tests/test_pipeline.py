@@ -132,3 +132,26 @@ def test_async_task_and_llm_fixture_in_body(project: pytest.Pytester, mock_llm: 
     )
     project.runpytest("test_async.py").assert_outcomes(passed=N_GOLDEN)
     assert chat_requests(mock_llm) == N_GOLDEN
+
+
+def test_progress_line_while_waiting(project: pytest.Pytester, mock_llm: MockLLMServer) -> None:
+    mock_llm.latency_s = 0.8
+    result = project.runpytest("-p", "no:randomly", "-k", "g0 or g1")
+    result.assert_outcomes(passed=2)
+    # Not a TTY here: plain lines, not an updating one.
+    result.stdout.fnmatch_lines(["*llmeval: */2 outputs, * calls/s, 0 cache hits*"])
+
+
+def test_max_cost_stops_paid_calls_and_fails_the_run(project: pytest.Pytester, mock_llm: MockLLMServer) -> None:
+    # A model litellm knows the price of, served by the mock: costs are real numbers.
+    project.makeini(
+        "[pytest]\nllmeval_model = openai/gpt-4o-mini\n"
+        f"llmeval_api_base = {mock_llm.base_url}\nllmeval_concurrency = 1\n"
+    )
+    result = project.runpytest("-p", "no:randomly", "-m", "golden", "--llmeval-max-cost", "0.0000001")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("passed", 0) >= 1 and outcomes.get("errors", 0) >= 1
+    result.stdout.fnmatch_lines(["*--llmeval-max-cost 1e-07 USD is spent*no new paid calls*"])
+    result.stdout.fnmatch_lines(["*budget spent: paid calls stopped*"])
+    assert chat_requests(mock_llm) == outcomes["passed"]
