@@ -133,6 +133,16 @@ class _Engine:
             self._semaphore = asyncio.Semaphore(self.settings.concurrency)
         return self._semaphore
 
+    def call_args(self, model: str, api_base: str | None, params: Mapping[str, Any]) -> tuple[Any, dict[str, Any]]:
+        """litellm, and the keyword arguments of one try (our retries replace litellm's own)."""
+        litellm = self.litellm
+        if model.startswith(LOCAL_PREFIX):
+            _register_local()
+        kwargs = dict(params, timeout=self.settings.timeout, num_retries=0, max_retries=0)
+        if api_base:
+            kwargs["api_base"] = api_base
+        return litellm, kwargs
+
     def close(self) -> None:
         if self._cache is not None:
             self._cache.close()
@@ -422,16 +432,8 @@ class LLMClient:
         engine = self._engine
 
         async def send() -> dict[str, Any]:
-            litellm = engine.litellm
-            if chosen.startswith(LOCAL_PREFIX):
-                _register_local()
-            kwargs = dict(params)
-            if api_base:
-                kwargs["api_base"] = api_base
-            response = await litellm.acompletion(
-                model=chosen, messages=request["messages"], timeout=self.settings.timeout,
-                num_retries=0, max_retries=0, **kwargs,
-            )
+            litellm, kwargs = engine.call_args(chosen, api_base, params)
+            response = await litellm.acompletion(model=chosen, messages=request["messages"], **kwargs)
             return _response_to_plain(response, chosen, engine)
 
         started = time.perf_counter()
@@ -474,14 +476,8 @@ class LLMClient:
             request = canonical_request("embedding", chosen, api_base, "input", [text], params, 0)
 
             async def send() -> dict[str, Any]:
-                litellm = engine.litellm
-                if chosen.startswith(LOCAL_PREFIX):
-                    _register_local()
-                kwargs = dict(params)
-                if api_base:
-                    kwargs["api_base"] = api_base
-                response = await litellm.aembedding(model=chosen, input=[text], timeout=self.settings.timeout,
-                                                    num_retries=0, max_retries=0, **kwargs)
+                litellm, kwargs = engine.call_args(chosen, api_base, params)
+                response = await litellm.aembedding(model=chosen, input=[text], **kwargs)
                 data = getattr(response, "data", None) or []
                 if not data:
                     raise LLMCallError(f"embedding call to {chosen!r}: malformed response with no data",
