@@ -100,6 +100,7 @@ class _Engine:
         self.budget_exhausted = False
         self._cache: Any = None
         self._semaphore: asyncio.Semaphore | None = None
+        self._semaphore_loop: asyncio.AbstractEventLoop | None = None
         self._inflight: dict[str, asyncio.Task[dict[str, Any]]] = {}
         self._litellm: Any = None
 
@@ -129,8 +130,11 @@ class _Engine:
 
     @property
     def semaphore(self) -> asyncio.Semaphore:
-        if self._semaphore is None:
+        # A semaphore belongs to one loop; the runtime may have been restarted since.
+        loop = asyncio.get_running_loop()
+        if self._semaphore is None or self._semaphore_loop is not loop:
             self._semaphore = asyncio.Semaphore(self.settings.concurrency)
+            self._semaphore_loop = loop
         return self._semaphore
 
     def call_args(self, model: str, api_base: str | None, params: Mapping[str, Any]) -> tuple[Any, dict[str, Any]]:
@@ -204,6 +208,9 @@ class _Engine:
                 started = time.perf_counter()
                 try:
                     response = await send()
+                except LLMCallError:  # already ours (a malformed reply): keep its kind and message
+                    self.stats.count("call_errors")
+                    raise
                 except Exception as exc:  # classified below; anything unknown is not retried
                     failure = exc
                 else:
@@ -491,7 +498,7 @@ class LLMClient:
                 tokens = getattr(usage, "prompt_tokens", None) if usage is not None else None
                 return {"vector": [float(x) for x in vector], "model": chosen,
                         "usage": {"prompt_tokens": tokens} if isinstance(tokens, int) else {},
-                        "cost_usd": 0.0 if chosen.startswith(LOCAL_PREFIX) else None}
+                        "cost_usd": _cost(response, chosen, engine)}
 
             plain, _cached = await engine.fetch(request, send)
             return list(plain["vector"])
