@@ -79,6 +79,9 @@ class ClientSettings:
     retries: int = 4
     timeout: float = 60.0
     max_cost: float | None = None
+    samples: int = 1  # judge samples per score
+    judge_temperature: float | None = None  # None: 0 for one sample, 0.7 for several
+    inconclusive: str = "fail"  # what an inconclusive judge verdict counts as
 
 
 NO_MODEL_MESSAGE = (

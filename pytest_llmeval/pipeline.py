@@ -18,10 +18,11 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from pytest_llmeval.runtime import ItemContext, current_item
+from pytest_llmeval.runtime import current_item
 
 if TYPE_CHECKING:
     from pytest_llmeval.client import LLMClient
+    from pytest_llmeval.runtime import ItemContext
     from pytest_llmeval.collection import LLMEvalSpec
     from pytest_llmeval.dataset import EvalExample
     from pytest_llmeval.records import Record
@@ -33,6 +34,7 @@ class ItemResult:
 
     output: Any = None
     error: BaseException | None = None
+    baseline: dict[str, Any] | None = None
     metrics: list[Any] = field(default_factory=list)  # metric results, in declaration order
     metric_errors: list[BaseException] = field(default_factory=list)
 
@@ -43,6 +45,7 @@ class Job:
     spec: LLMEvalSpec
     example: EvalExample
     record: Record
+    context: ItemContext
     future: concurrent.futures.Future[ItemResult] | None = None
 
 
@@ -90,8 +93,8 @@ class Pipeline:
         return job
 
     async def _run(self, job: Job) -> ItemResult:
-        current_item.set(ItemContext(job.nodeid, job.record))
-        result = ItemResult()
+        current_item.set(job.context)
+        result = ItemResult(baseline=job.context.baseline)
         try:
             result.output = await self._call_task(job)
         except BaseException as exc:  # the item errors; nothing else does
@@ -103,11 +106,14 @@ class Pipeline:
                 *(metric.aevaluate(result.output, example=job.example, llm=self.llm) for metric in job.spec.metrics),
                 return_exceptions=True,
             )
+            from pytest_llmeval.metric import record_result
+
             for outcome in outcomes:
                 if isinstance(outcome, BaseException):
                     result.metric_errors.append(outcome)
                 else:
                     result.metrics.append(outcome)
+                    record_result(outcome)
         self.progress.done += 1
         return result
 

@@ -45,6 +45,16 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(XdistHooks(session), "llmeval-xdist")
 
 
+def pytest_assertrepr_compare(config: pytest.Config, op: str, left: object, right: object) -> list[str] | None:
+    # `assert result.score >= 4`: the score is a float that knows its result. Anything
+    # else returns at once, without importing the metric machinery.
+    if type(left).__name__ != "Score" and type(right).__name__ != "Score":
+        return None
+    from pytest_llmeval.metric import assertrepr
+
+    return assertrepr(op, left, right)
+
+
 @pytest.fixture
 def eval_example(request: pytest.FixtureRequest) -> EvalExample:
     """The :class:`~pytest_llmeval.EvalExample` this item runs (tests marked ``@pytest.mark.llmeval``).

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
+    from pytest_llmeval.client import LLMClient
+    from pytest_llmeval.dataset import EvalExample
     from pytest_llmeval.records import Record
 
 T = TypeVar("T")
@@ -28,6 +30,9 @@ class ItemContext:
 
     nodeid: str
     record: Record | None = None
+    example: EvalExample | None = None
+    llm: LLMClient | None = None
+    baseline: dict[str, Any] | None = None  # this case's entry in the loaded baseline
 
 
 # The item a call is made for: set while a test body runs and inside the pipeline's

@@ -194,6 +194,8 @@ class LLMEvalSession:
                 api_base=get("api_base"), cache_mode=get("cache"),
                 cache_dir=str(self.config.rootpath / get("cache_dir")), concurrency=get("concurrency"),
                 retries=get("retries"), timeout=get("timeout"), max_cost=get("max_cost"),
+                samples=get("samples"), judge_temperature=get("judge_temperature"),
+                inconclusive=get("inconclusive"),
             )
             runtime = Runtime(threads=client_settings.concurrency + 4)
             self._client = LLMClient(_Engine(client_settings, runtime, self), client_settings.model)
@@ -217,7 +219,7 @@ class LLMEvalSession:
             return None
         from pytest_llmeval.pipeline import Job
 
-        return Job(item.nodeid, spec, example, self.record_for(item))
+        return Job(item.nodeid, spec, example, self.record_for(item), self.item_context(item))
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtestloop(self, session: pytest.Session) -> None:
@@ -232,6 +234,16 @@ class LLMEvalSession:
         jobs = [job for job in map(self._job_for, items) if job is not None]
         if jobs:
             self.pipeline.schedule(jobs)
+
+    def item_context(self, item: pytest.Item) -> ItemContext:
+        """What metrics and assertions running for this item can see."""
+        example = example_of(item)
+        return ItemContext(item.nodeid, self.record_for(item), example, self.client, self.baseline_case(item))
+
+    def baseline_case(self, item: pytest.Item) -> dict[str, Any] | None:
+        """This item's entry in the loaded baseline (filled in by the verdict plugin)."""
+        lookup = getattr(self, "baseline_lookup", None)
+        return lookup(item.nodeid) if lookup is not None else None
 
     def result_for(self, item: pytest.Item) -> ItemResult:
         """The pipeline's result for an item with ``task=`` (computed now if not yet scheduled)."""
@@ -259,7 +271,7 @@ class LLMEvalSession:
     def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, None, None]:
         if example_of(item) is None:
             return (yield)
-        token = current_item.set(ItemContext(item.nodeid, self.record_for(item)))
+        token = current_item.set(self.item_context(item))
         try:
             result = yield
         finally:
@@ -312,7 +324,10 @@ def _fail_on_declared_metrics(result: ItemResult) -> None:
     if failed:
         from pytest_llmeval.errors import LLMEvalAssertionError
 
-        raise LLMEvalAssertionError("\n\n".join(m.report() for m in failed))
+        baseline = result.baseline or {}
+        raise LLMEvalAssertionError(
+            "\n\n".join(m.report(baseline.get("scores", {}).get(m.name)) for m in failed)
+        )
 
 
 def _apply_phase(record: Record, report: pytest.TestReport, call: pytest.CallInfo[None]) -> None:

@@ -98,6 +98,12 @@ SETTINGS: tuple[Setting, ...] = (
             metavar="S"),
     Setting("max_cost", "Stop making paid calls once this many USD are spent; the run fails.",
             parse=_positive_float, metavar="USD"),
+    Setting("samples", "Judge samples per score (mean, spread and an interval are reported).",
+            parse=_positive_int, default=1, metavar="K"),
+    Setting("judge_temperature", "Judge temperature (default: 0 for one sample, 0.7 for several).",
+            parse=float, metavar="T"),
+    Setting("inconclusive", "What a judge verdict whose interval straddles the threshold counts as.",
+            default="fail", choices=("fail", "pass")),
     Setting("progress", "Show progress while outputs are computed.", parse=_bool, default=True, flag=False),
 )
 
