@@ -338,9 +338,11 @@ def _cost(response: Any, model: str, engine: _Engine) -> float | None:
     if model.startswith(LOCAL_PREFIX):
         return 0.0
     hidden = getattr(response, "_hidden_params", None) or {}
-    cost = hidden.get("response_cost")
-    if isinstance(cost, (int, float)):
-        return float(cost)
+    if "response_cost" in hidden:
+        # litellm prices every response as it logs it; asking again costs ~1 ms a call,
+        # and for a model it cannot price, an exception each time. None stays unknown.
+        cost = hidden["response_cost"]
+        return float(cost) if isinstance(cost, (int, float)) else None
     try:
         return float(engine.litellm.completion_cost(completion_response=response, model=model))
     except Exception:

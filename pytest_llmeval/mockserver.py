@@ -736,6 +736,17 @@ def _fault_rate_arg(text: str) -> tuple[str, float]:
     return key, float(rate)
 
 
+def _json_responder(json_text: str) -> Callable[[dict[str, Any]], Reply]:
+    """Answer requests that ask for JSON with a fixed text, everything else with the echo."""
+
+    def respond(body: dict[str, Any]) -> Reply:
+        if body.get("response_format"):
+            return json_text
+        return MockLLMServer._echo(body)
+
+    return respond
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Serve until SIGTERM/SIGINT; print ``MOCK_URL=http://127.0.0.1:PORT/v1``."""
     parser = argparse.ArgumentParser(
@@ -760,6 +771,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--retry-after", type=float, default=DEFAULT_RETRY_AFTER_S,
                         help="Retry-After seconds sent with random 429s")
+    parser.add_argument("--json-reply", metavar="JSON", default=None,
+                        help="reply with this text to chat requests that ask for JSON (response_format set), "
+                             "e.g. a judge verdict for benchmarks")
     args = parser.parse_args(argv)
 
     stop = threading.Event()
@@ -778,6 +792,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         hang_s=args.hang,
         retry_after_s=args.retry_after,
     )
+    if args.json_reply is not None:
+        server.responder = _json_responder(args.json_reply)
     with server:
         print(f"MOCK_URL={server.base_url}", flush=True)
         # A timed wait so the main thread regularly returns to the interpreter,
