@@ -200,6 +200,7 @@ def check(metric: Metric, output: Any, *, llm: LLMClient | None = None) -> Metri
     This is what every ``assert_*`` function does. An inconclusive result fails
     unless ``--llmeval-inconclusive=pass`` (the metric sets ``passed`` accordingly).
     """
+    __tracebackhide__ = True
     result = metric.evaluate(output, example=current_example(), llm=llm)
     record_result(result)
     if result.passed is False:

@@ -277,37 +277,23 @@ class LLMEvalSession:
         finally:
             current_item.reset(token)
         job = self.pipeline.jobs.get(item.nodeid) if self._pipeline is not None else None
-        if job is not None and job.future is not None and job.future.done():
-            _fail_on_declared_metrics(job.future.result())
+        if job is not None and job.future is not None and job.spec.metrics:
+            # Wait even when the body never asked for eval_output: a declared metric
+            # that failed must fail its item whatever the body did.
+            _fail_on_declared_metrics(self.pipeline.wait(job))
         return result
 
     def sorted_records(self) -> list[Record]:
         return [self.records[k] for k in sorted(self.records)]
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        # A spent budget fails the run: the verdict plugin reads this counter (summed
+        # over workers) and sets the exit status, after this hook.
         if self._client is not None:
-            if self._client.budget_exhausted and not self.is_worker:
-                session.exitstatus = pytest.ExitCode.TESTS_FAILED
             if self._client.budget_exhausted:
                 self.count("budget_exhausted")
             self._client.runtime.close()
             self._client.close()
-        if not self.is_worker and self.counters.get("budget_exhausted"):
-            session.exitstatus = pytest.ExitCode.TESTS_FAILED
-
-    @pytest.hookimpl(trylast=True)
-    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        if self.is_worker or not self.records:
-            return
-        from pytest_llmeval.summary import partition_rows, summary_lines
-
-        from pytest_llmeval.summary import usage_lines
-
-        terminalreporter.write_sep("=", "llmeval summary")
-        for line in summary_lines(partition_rows(self.sorted_records(), self.partitions)):
-            terminalreporter.write_line(line)
-        for line in usage_lines(self.counters, self.latencies):
-            terminalreporter.write_line(line)
 
 
 def _is_xdist_controller(config: pytest.Config) -> bool:
