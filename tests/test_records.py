@@ -120,3 +120,10 @@ def test_plugin_import_stays_light() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_every_public_name_resolves() -> None:
+    import pytest_llmeval
+
+    missing = [name for name in pytest_llmeval.__all__ if getattr(pytest_llmeval, name, None) is None]
+    assert missing == []
