@@ -2,11 +2,12 @@
 
 One function registers each subcommand (``_add_<name>_command``) and is listed in
 ``_COMMANDS``; each sets ``run`` to the function that does the work and returns
-the exit status. Adding ``compare``, ``show`` or ``merge`` means one more
-registrar in that tuple.
+the exit status.
 
-Exit status: 0 on success, 2 on a usage or input error (argparse's convention),
-with a message on stderr that names the thing, the value and the fix.
+Exit status: 0 on success, 1 when ``compare`` finds a regression or ``show`` or
+``merge`` finds a failed verdict (so CI can gate on a merged report), 2 on a
+usage or input error (argparse's convention), with a message on stderr that
+names the thing, the value and the fix.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 from pytest_llmeval.cache import DEFAULT_CACHE_DIR, ResponseCache, cache_exists, parse_duration
@@ -168,11 +170,134 @@ def _add_cache_command(commands: _Subparsers) -> None:
     import_.add_argument("file", metavar="FILE")
 
 
+# -- compare, show, merge ---------------------------------------------------------------
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from pytest_llmeval.compare import compare_runs, format_comparison_table
+    from pytest_llmeval.report import ReportError, cases_of_file
+
+    try:
+        baseline, _ = cases_of_file(Path(args.baseline), args.baseline)
+        current, facts = cases_of_file(Path(args.report), args.report)
+    except ReportError as exc:
+        raise CommandError(str(exc)) from None
+    # The plugin's rule: only the cases the current run ran are compared, and by
+    # default with the settings that run used, so the table is the one pytest printed.
+    baseline = {case_id: case for case_id, case in baseline.items() if case_id in current}
+    alpha = args.alpha if args.alpha is not None else facts.alpha if facts else 0.05
+    min_effect = args.min_effect if args.min_effect is not None else facts.min_effect if facts else None
+    try:
+        rows = compare_runs(baseline, current, alpha=alpha, min_effect=min_effect)
+    except ValueError as exc:
+        raise CommandError(f"compare: {exc}") from None
+    from pytest_llmeval.summary import comparison_header
+
+    print(comparison_header(args.baseline, len(baseline)))
+    for line in format_comparison_table(rows):
+        print(line)
+    regressions = sum(row.conclusion == "regression" for row in rows)
+    if regressions:
+        print(f"{regressions} regression{'s' if regressions != 1 else ''}")
+    return 1 if regressions else 0
+
+
+def _print_summary(facts: Any, verbosity: int) -> int:
+    """Print the summary of ``facts``; the exit status follows the verdict."""
+    from pytest_llmeval.report import summarize
+    from pytest_llmeval.summary import render
+
+    summary = summarize(facts)
+    for line in render(summary, verbosity):
+        print(line)
+    return 0 if summary.verdict.passed else 1
+
+
+def _load_report(path: str) -> Any:
+    from pytest_llmeval.report import ReportError, load
+
+    try:
+        return load(Path(path), path)
+    except ReportError as exc:
+        raise CommandError(str(exc)) from None
+
+
+def _show(args: argparse.Namespace) -> int:
+    return _print_summary(_load_report(args.report), args.verbose - args.quiet)
+
+
+def _merge(args: argparse.Namespace) -> int:
+    from pytest_llmeval.report import ReportError, merge, summarize, write
+
+    try:
+        merged = merge([(path, _load_report(path)) for path in args.reports])
+    except ReportError as exc:
+        raise CommandError(str(exc)) from None
+    output = Path(args.output)
+    try:
+        write(output, merged, summarize(merged))
+    except OSError as exc:
+        raise CommandError(f"merge: cannot write {args.output} ({exc.strerror}); choose a writable path for -o") \
+            from None
+    status = _print_summary(merged, args.verbose - args.quiet)
+    print(f"wrote {args.output}: {len(merged.records)} records from {len(args.reports)} reports")
+    return status
+
+
+def _verbosity_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-q", "--quiet", action="count", default=0, help="one line per partition and the verdict")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="add the per-metric table")
+
+
+def _add_verdict_commands(commands: _Subparsers) -> None:
+    from pytest_llmeval.settings import parse_min_effect, parse_probability
+
+    def typed(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+        def convert(text: str) -> Any:
+            try:
+                return parse(text)
+            except ValueError as exc:  # argparse shows this message, naming the option
+                raise argparse.ArgumentTypeError(f"invalid value {text!r}: {exc}") from None
+        convert.__name__ = parse.__name__
+        return convert
+
+    compare = commands.add_parser(
+        "compare", help="compare a report with a baseline (exit 1 on a regression)",
+        description="Print the baseline comparison table of pytest's llmeval summary, outside pytest. "
+                    "Either file may be a baseline or a report; only the cases of REPORT are compared.",
+    )
+    compare.add_argument("baseline", metavar="BASELINE.json")
+    compare.add_argument("report", metavar="REPORT.json")
+    compare.add_argument("--alpha", type=typed(parse_probability), default=None,
+                         help="family-wise significance level (default: the report's, else 0.05)")
+    compare.add_argument("--min-effect", type=typed(parse_min_effect), default=None, metavar="EFFECT",
+                         help="smallest change that counts: a number, or METRIC=VALUE,... "
+                              "(default: the report's, else pass_rate=0.05 and 0.25 for scores)")
+    compare.set_defaults(run=_compare)
+
+    show = commands.add_parser("show", help="print the llmeval summary of a report (exit 1 if its verdict failed)",
+                               description="Print the llmeval summary of a --llmeval-report file, recomputed "
+                                           "from its records.")
+    show.add_argument("report", metavar="REPORT.json")
+    _verbosity_options(show)
+    show.set_defaults(run=_show)
+
+    merge = commands.add_parser(
+        "merge", help="join the reports of a suite split across jobs (exit 1 if the verdict failed)",
+        description="Join the --llmeval-report files of the shards of one suite (pytest-split, -k slices) "
+                    "into one report whose summary and verdict are those of one unsplit run.",
+    )
+    merge.add_argument("reports", nargs="+", metavar="SHARD.json")
+    merge.add_argument("-o", "--output", required=True, metavar="ALL.json", help="where to write the merged report")
+    _verbosity_options(merge)
+    merge.set_defaults(run=_merge)
+
+
 # Defaults of options declared with default=SUPPRESS (see main()).
 _SHARED_DEFAULTS: dict[str, Any] = {"cache_dir": DEFAULT_CACHE_DIR}
 
-# One registrar per subcommand; the lead adds compare, show, merge here.
-_COMMANDS: tuple[Callable[[_Subparsers], None], ...] = (_add_cache_command,)
+# One registrar per subcommand (or family of them).
+_COMMANDS: tuple[Callable[[_Subparsers], None], ...] = (_add_cache_command, _add_verdict_commands)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -185,7 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``pytest-llmeval``; returns the exit status (0 ok, 2 usage or input error)."""
+    """Run ``pytest-llmeval``; returns the exit status (0 ok, 1 regression or failed verdict, 2 usage or input error)."""
     parser = build_parser()
     try:
         # Defaults of options accepted at several levels start in the namespace:

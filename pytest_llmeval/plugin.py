@@ -39,6 +39,9 @@ def pytest_configure(config: pytest.Config) -> None:
     session = LLMEvalSession(config)
     config.stash[SESSION_KEY] = session
     config.pluginmanager.register(session, "llmeval-session")
+    from pytest_llmeval.verdict import VerdictPlugin
+
+    config.pluginmanager.register(VerdictPlugin(session), "llmeval-verdict")
     if config.pluginmanager.hasplugin("xdist"):
         from pytest_llmeval.xdist import XdistHooks
 
