@@ -188,7 +188,7 @@ def main() -> int:
             ideal = 2 * n * latency / 16
             for workers, conc in ((0, 16), (2, 8)):
                 project = make_project(work / f"n{n}-w{workers}", n)
-                mock_call(url, "/_mock/reset")
+                mock_call(url, "/_mock/reset", {})
                 xdist = ["-n", str(workers)] if workers else ["-p", "no:xdist"]
                 run = run_pytest([*common, *xdist, "--llmeval-concurrency", str(conc)], project, env)
                 check(run, f"cold N={n} workers={workers}")
@@ -197,7 +197,7 @@ def main() -> int:
                              f"{run.wall_s:.1f}", f"{ideal:.1f}", f"{run.wall_s / ideal:.2f}", str(calls),
                              f"{run.cpu_s:.1f}", f"{run.peak_rss_mb:.0f}"])
                 if n == sizes[0] and workers == 2:
-                    mock_call(url, "/_mock/reset")
+                    mock_call(url, "/_mock/reset", {})
                     warm = run_pytest([*common, *xdist, "--llmeval-concurrency", str(conc)], project, env)
                     check(warm, "warm rerun")
                     plain_dir = make_project(work / f"plain-{n}", n, test_file=PLAIN_TEST_FILE.format(n=n))

@@ -214,6 +214,7 @@ class MockLLMServer:
         seed: int | None = 0,
         hang_s: float = DEFAULT_HANG_S,
         retry_after_s: float = DEFAULT_RETRY_AFTER_S,
+        responder: Responder | None = None,
     ) -> None:
         self._port = port
         self._defaults: dict[str, Any] = {
@@ -222,6 +223,7 @@ class MockLLMServer:
             "seed": seed,
             "hang_s": float(hang_s),
             "retry_after_s": float(retry_after_s),
+            "responder": responder,
         }
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
@@ -244,7 +246,7 @@ class MockLLMServer:
             #: Retry-After (seconds) sent with 429s drawn from :attr:`fault_rates`.
             self.retry_after_s: float = d["retry_after_s"]
             #: ``fn(request_json) -> reply`` used when nothing is scripted.
-            self.responder: Responder | None = None
+            self.responder: Responder | None = d["responder"]
             self._fault_rates: dict[int | str, float] = dict(d["fault_rates"])
             self._seed: int | None = d["seed"]
             self._rng = random.Random(self._seed)
@@ -791,9 +793,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         seed=args.seed,
         hang_s=args.hang,
         retry_after_s=args.retry_after,
+        responder=None if args.json_reply is None else _json_responder(args.json_reply),
     )
-    if args.json_reply is not None:
-        server.responder = _json_responder(args.json_reply)
     with server:
         print(f"MOCK_URL={server.base_url}", flush=True)
         # A timed wait so the main thread regularly returns to the interpreter,

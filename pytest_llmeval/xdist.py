@@ -23,17 +23,18 @@ class XdistHooks:
     def __init__(self, session: LLMEvalSession) -> None:
         self.session = session
         self.worker_outputs: dict[str, dict[str, Any]] = {}
-        self.static_share = False
+        # Decided up front: xdist configures the nodes (pytest_configure_node) before
+        # it asks for a scheduler, and the workers must know which rule is in force.
+        self.static_share = session.config.getoption("dist", "no") == "load"
 
     def pytest_xdist_make_scheduler(self, config: pytest.Config, log: Any) -> Any:
         # Under --dist load (what -n implies), hand each worker a fixed share of the
         # items up front, so it can compute all of its outputs concurrently instead
         # of learning its next items a few at a time. Other --dist modes are left alone.
-        if config.getoption("dist", "no") != "load":
+        if not self.static_share:
             return None
         from pytest_llmeval.xdist_scheduling import StaticShareScheduling
 
-        self.static_share = True
         return StaticShareScheduling(config, log)
 
     def pytest_configure_node(self, node: Any) -> None:
