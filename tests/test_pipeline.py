@@ -96,6 +96,26 @@ def test_outputs_are_computed_concurrently_within_the_limit(
     assert most_in_window == 3
 
 
+def test_each_xdist_worker_prefetches_its_share(project: pytest.Pytester, mock_llm: MockLLMServer) -> None:
+    arrivals: list[float] = []
+    lock = threading.Lock()
+
+    def responder(body: dict[str, Any]) -> str:
+        with lock:
+            arrivals.append(time.monotonic())
+        return "Echo: " + body["messages"][-1]["content"]
+
+    mock_llm.latency_s = 0.5
+    mock_llm.responder = responder
+    result = project.runpytest("-n", "2", "--llmeval-concurrency", "3")
+    result.assert_outcomes(passed=N_GOLDEN + N_OTHER, errors=1)
+    arrivals.sort()
+    # Two workers, each with up to 3 calls in flight: more than 3 answered together shows
+    # both prefetched their items (one item at a time would give at most 2).
+    most_in_window = max(sum(1 for t in arrivals if s <= t < s + 0.25) for s in arrivals)
+    assert 4 <= most_in_window <= 6
+
+
 def test_provider_failure_is_an_error_not_a_failure(project: pytest.Pytester, mock_llm: MockLLMServer) -> None:
     mock_llm.fail_next(2, status=500)  # retries=1: the first item's call fails for good
     result = project.runpytest("-p", "no:randomly", "-k", "g0", "-rE")
