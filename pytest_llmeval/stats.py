@@ -2,9 +2,9 @@
 
 Every function here is pure: plain numbers in, plain Python floats out (never
 numpy scalars, so results can cross the xdist wire and land in JSON as they
-are). numpy and scipy are imported at module level; the plugin imports this
-module only when a summary or a comparison needs it, so ``pytest --version``
-does not pay for them.
+are). numpy and scipy are imported only by the functions that need them: the
+summary's intervals and percentiles are plain Python, so a run without a
+baseline comparison does not pay seconds for them.
 
 The functions answer three kinds of question:
 
@@ -26,8 +26,31 @@ import math
 import warnings
 from collections.abc import Sequence
 
-import numpy as np
-from scipy import stats as _st
+import importlib
+import statistics
+from typing import Any
+
+
+class _LazyModule:
+    """A module imported on first attribute access.
+
+    The summary needs only Wilson intervals and percentiles (pure Python here);
+    numpy and scipy cost about two seconds to import, paid only by the
+    comparisons and judge intervals that use them.
+    """
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._module: Any = None
+
+    def __getattr__(self, attr: str) -> Any:
+        if self._module is None:
+            self._module = importlib.import_module(self._name)
+        return getattr(self._module, attr)
+
+
+np: Any = _LazyModule("numpy")
+_st: Any = _LazyModule("scipy.stats")
 
 __all__ = [
     "fisher_exact_p",
@@ -59,7 +82,7 @@ def _check_confidence(confidence: float) -> None:
 def _z(confidence: float) -> float:
     """The two-sided standard normal quantile for ``confidence`` (1.96 for 0.95)."""
     _check_confidence(confidence)
-    return float(_st.norm.ppf(0.5 + confidence / 2.0))
+    return statistics.NormalDist().inv_cdf(0.5 + confidence / 2.0)
 
 
 def _as_1d(values: Sequence[float], name: str) -> np.ndarray:
@@ -147,10 +170,15 @@ def percentile(values: Sequence[float], q: float) -> float | None:
     """
     if not 0.0 <= q <= 100.0:
         raise ValueError(f"q={q!r} is outside [0, 100]; pass 50 for the median, 95 for p95")
-    array = _as_1d(values, "values")
-    if array.size == 0:
+    ordered = sorted(float(v) for v in values)
+    if not ordered:
         return None
-    return float(np.percentile(array, q))
+    if any(math.isnan(v) for v in ordered):
+        raise ValueError("values contain NaN")
+    position = (len(ordered) - 1) * q / 100.0
+    low = math.floor(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
 # --------------------------------------------------------------------------

@@ -26,9 +26,11 @@ def pytest_configure(config: pytest.Config) -> None:
     # the next inline run then fails to load the xdist plugin ("unrecognized -n").
     import litellm  # noqa: F401
 
-    # Same for numpy (through the statistics module): numpy cannot be imported twice
-    # in one process, and pytester would drop it after a run that imported it first.
-    import pytest_llmeval.stats  # noqa: F401
+    # Same for numpy and scipy (the statistics module imports them lazily): numpy cannot
+    # be imported twice in one process, and pytester would drop it after a run that
+    # imported it first.
+    import numpy  # noqa: F401
+    import scipy.stats  # noqa: F401
 
 
 @pytest.fixture(scope="session")
