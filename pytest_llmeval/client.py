@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -57,9 +58,11 @@ class LocalStats:
     def __init__(self) -> None:
         self.counters: dict[str, float] = {}
         self.latencies: list[float] = []
+        self._lock = threading.Lock()  # cache hits are counted from callers' threads too
 
     def count(self, name: str, amount: float = 1) -> None:
-        self.counters[name] = self.counters.get(name, 0) + amount
+        with self._lock:
+            self.counters[name] = self.counters.get(name, 0) + amount
 
     def latency(self, seconds: float) -> None:
         self.latencies.append(seconds)
@@ -157,18 +160,31 @@ class _Engine:
 
     # -- one request ----------------------------------------------------------------------
 
+    def cached(self, request: dict[str, Any], key: str | None = None) -> dict[str, Any] | None:
+        """The cached response for a request, if the cache mode reads and has it (any thread)."""
+        if self.settings.cache_mode not in ("use", "replay"):
+            return None
+        cache = self.cache
+        if cache is None:
+            return None
+        if key is None:
+            from pytest_llmeval.cache import request_key
+
+            key = request_key(request)
+        hit = cache.get(key)
+        if hit is not None:
+            self.stats.count("cache_hits")
+        return hit
+
     async def fetch(self, request: dict[str, Any], send: Any) -> tuple[dict[str, Any], bool]:
         """The response for a canonical request, from the cache or from ``send()``."""
         from pytest_llmeval.cache import request_key
 
         key = request_key(request)
+        hit = self.cached(request, key)
+        if hit is not None:
+            return hit, True
         mode = self.settings.cache_mode
-        cache = self.cache
-        if cache is not None and mode in ("use", "replay"):
-            hit = cache.get(key)
-            if hit is not None:
-                self.stats.count("cache_hits")
-                return hit, True
         if mode == "replay":
             item = current_item.get()
             where = f"{item.nodeid}: " if item else ""
@@ -417,7 +433,13 @@ class LLMClient:
     def __call__(self, prompt_or_messages: str | Sequence[Mapping[str, Any]], *, model: str | None = None,
                  **params: Any) -> Completion:
         """Complete synchronously; see :meth:`acomplete`."""
-        return self.runtime.run(self._complete(prompt_or_messages, model, params))
+        started = time.perf_counter()
+        prepared = self._chat_request(prompt_or_messages, model, params)
+        # A cache hit is answered here, in the caller's thread: no hop to the loop.
+        hit = self._engine.cached(prepared[3])
+        if hit is not None:
+            return _completion(hit, prepared[0], True, started)
+        return self.runtime.run(self._complete_prepared(*prepared))
 
     async def acomplete(self, prompt_or_messages: str | Sequence[Mapping[str, Any]], *, model: str | None = None,
                         **params: Any) -> Completion:
@@ -432,7 +454,9 @@ class LLMClient:
             return await coro
         return await asyncio.wrap_future(self.runtime.submit(coro))
 
-    async def _complete(self, prompt_or_messages: Any, model: str | None, params: dict[str, Any]) -> Completion:
+    def _chat_request(self, prompt_or_messages: Any, model: str | None,
+                      params: dict[str, Any]) -> tuple[str, str | None, dict[str, Any], dict[str, Any]]:
+        """The model, API base, litellm parameters and canonical request of one chat call."""
         from pytest_llmeval.cache import canonical_request
 
         chosen = model or self.model
@@ -440,7 +464,13 @@ class LLMClient:
         params = dict(params)
         sample = int(params.pop("sample", 0))
         api_base = params.pop("api_base", None) or (None if chosen.startswith(LOCAL_PREFIX) else self.settings.api_base)
-        request = canonical_request("chat", chosen, api_base, "messages", messages, params, sample)
+        return chosen, api_base, params, canonical_request("chat", chosen, api_base, "messages", messages, params, sample)
+
+    async def _complete(self, prompt_or_messages: Any, model: str | None, params: dict[str, Any]) -> Completion:
+        return await self._complete_prepared(*self._chat_request(prompt_or_messages, model, params))
+
+    async def _complete_prepared(self, chosen: str, api_base: str | None, params: dict[str, Any],
+                                 request: dict[str, Any]) -> Completion:
         engine = self._engine
 
         async def send() -> dict[str, Any]:
@@ -450,14 +480,7 @@ class LLMClient:
 
         started = time.perf_counter()
         plain, cached = await engine.fetch(request, send)
-        return Completion(
-            text=plain["text"],
-            model=plain.get("model") or chosen,
-            cached=cached,
-            latency_s=(time.perf_counter() - started) if cached else float(plain.get("latency_s", 0.0)),
-            usage=dict(plain.get("usage") or {}),
-            cost_usd=0.0 if cached else plain.get("cost_usd"),
-        )
+        return _completion(plain, chosen, cached, started)
 
     # -- embeddings ----------------------------------------------------------------------------
 
@@ -509,6 +532,18 @@ class LLMClient:
             return list(plain["vector"])
 
         return list(await asyncio.gather(*(one(t) for t in texts)))
+
+
+def _completion(plain: dict[str, Any], model: str, cached: bool, started: float) -> Completion:
+    """A Completion from a cached or fresh plain response."""
+    return Completion(
+        text=plain["text"],
+        model=plain.get("model") or model,
+        cached=cached,
+        latency_s=(time.perf_counter() - started) if cached else float(plain.get("latency_s", 0.0)),
+        usage=dict(plain.get("usage") or {}),
+        cost_usd=0.0 if cached else plain.get("cost_usd"),
+    )
 
 
 def _local_default() -> str | None:

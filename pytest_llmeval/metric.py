@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from pytest_llmeval.errors import LLMEvalAssertionError
-from pytest_llmeval.runtime import current_item
+from pytest_llmeval.context import current_item
 
 if TYPE_CHECKING:
     from pytest_llmeval.client import LLMClient

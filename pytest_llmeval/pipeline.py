@@ -18,11 +18,11 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from pytest_llmeval.runtime import current_item
+from pytest_llmeval.context import current_item
 
 if TYPE_CHECKING:
     from pytest_llmeval.client import LLMClient
-    from pytest_llmeval.runtime import ItemContext
+    from pytest_llmeval.context import ItemContext
     from pytest_llmeval.collection import LLMEvalSpec
     from pytest_llmeval.dataset import EvalExample
     from pytest_llmeval.records import Record

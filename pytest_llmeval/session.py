@@ -7,6 +7,7 @@ sends them out) from the controller (which gathers records and decides).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Generator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,7 +17,7 @@ import pytest
 from pytest_llmeval import collection, settings
 from pytest_llmeval.errors import LLMCallError, LLMEvalUsageError
 from pytest_llmeval.records import REPORT_ATTR, Record
-from pytest_llmeval.runtime import ItemContext, current_item
+from pytest_llmeval.context import ItemContext, current_item
 
 if TYPE_CHECKING:
     from pytest_llmeval.client import LLMClient
@@ -55,6 +56,7 @@ class LLMEvalSession:
         # Additive run-level counters (calls, cache hits, tokens, ...). Each process
         # counts its own; workers ship theirs to the controller, which sums them.
         self.counters: dict[str, float] = {}
+        self._count_lock = threading.Lock()
         self.latencies: list[float] = []
         self._client: LLMClient | None = None
         self._pipeline: Pipeline | None = None
@@ -159,8 +161,9 @@ class LLMEvalSession:
             self.records[data["nodeid"]] = Record.from_dict(data)
 
     def count(self, name: str, amount: float = 1) -> None:
-        """Add to a run-level counter of this process."""
-        self.counters[name] = self.counters.get(name, 0) + amount
+        """Add to a run-level counter of this process (from any thread)."""
+        with self._count_lock:
+            self.counters[name] = self.counters.get(name, 0) + amount
 
     def latency(self, seconds: float) -> None:
         """Note the latency of one model call made by this process."""
