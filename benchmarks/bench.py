@@ -170,13 +170,19 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="N=200 only, for a smoke run")
     parser.add_argument("--latency", type=float, default=0.1)
     parser.add_argument("--keep", action="store_true", help="keep the generated projects")
+    parser.add_argument("--sizes", type=int, nargs="+", help="N values to run (default 1000 5000)")
+    parser.add_argument("--only-cold", action="store_true", help="skip collection and no-eval rows")
     args = parser.parse_args()
 
     latency = args.latency
-    sizes = [200] if args.quick else [1000, 5000]
+    sizes = args.sizes or ([200] if args.quick else [1000, 5000])
     work = Path(tempfile.mkdtemp(prefix="llmeval-bench-"))
     mock, url = start_mock(latency)
     env = dict(os.environ, OPENAI_API_KEY="sk-bench", LITELLM_LOCAL_MODEL_COST_MAP="True")
+    # Measure as a user runs: with bytecode caching. Without it (some CI images set
+    # PYTHONDONTWRITEBYTECODE), every run recompiles and assertion-rewrites every
+    # plugin module, which costs the plugin and plain pytest alike about a second.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     common = ["-q", "-p", "no:cacheprovider", "-p", "no:randomly", "--llmeval-model", "openai/bench-app",
               "--llmeval-judge-model", "openai/bench-judge", "--llmeval-api-base", url]
     rows: list[list[str]] = []
@@ -209,6 +215,8 @@ def main() -> int:
                     notes.append(f"* warm: ideal column is a plain pytest run of {n} trivial parametrized tests "
                                  f"with the same -n {workers}; ratio = warm / plain")
 
+        if args.only_cold:
+            return _print(rows, header, notes, latency)
         # Collection of 10,000 examples.
         big = make_project(work / "collect-10000", 10_000)
         collect = run_pytest(["--co", "-q", "-p", "no:cacheprovider", "-p", "no:xdist"], big, env)
@@ -239,6 +247,10 @@ def main() -> int:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
 
+    return _print(rows, header, notes, latency)
+
+
+def _print(rows: list[list[str]], header: list[str], notes: list[str], latency: float) -> int:
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
     print(f"pytest-llmeval benchmark on {os.cpu_count()} cores, Python {sys.version.split()[0]}, "
           f"mock latency {latency:g} s, 16 calls in flight in total")
