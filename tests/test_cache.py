@@ -198,7 +198,7 @@ def test_set_refuses_a_wrong_key_or_a_credential(tmp_path: Path) -> None:
     request = chat()
     with ResponseCache(tmp_path) as cache:
         with pytest.raises(ValueError, match="request_key"):
-            cache.set("0" * 64, request, {"text": "a"})
+            cache.set("refund-03", request, {"text": "a"})
         leaky = {**request, "params": {"api_key": "sk"}}
         with pytest.raises(ValueError, match="params.api_key.*canonical_request"):
             cache.set(request_key(leaky), leaky, {"text": "a"})
