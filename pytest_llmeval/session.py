@@ -53,6 +53,7 @@ class LLMEvalSession:
         self._live: dict[str, Record] = {}
         self._datasets: dict[Path, EvalDataset] = {}
         self._markers_known: set[str] = set(self.partitions)
+        self._mark_cache: dict[str, pytest.MarkDecorator] = {}
         # Additive run-level counters (calls, cache hits, tokens, ...). Each process
         # counts its own; workers ship theirs to the controller, which sums them.
         self.counters: dict[str, float] = {}
@@ -113,12 +114,17 @@ class LLMEvalSession:
         return self._datasets[key]
 
     def _marks_for(self, example: EvalExample) -> list[pytest.MarkDecorator]:
-        names = [example.partition, *example.tags]
-        for name in names:
+        return [self._mark(name) for name in dict.fromkeys([example.partition, *example.tags])]
+
+    def _mark(self, name: str) -> pytest.MarkDecorator:
+        """The marker for a partition or tag, registered on first use (so --strict-markers passes)."""
+        mark = self._mark_cache.get(name)
+        if mark is None:
             if name not in self._markers_known:
                 self._markers_known.add(name)
                 self.config.addinivalue_line("markers", f"{name}: examples tagged {name!r} (pytest-llmeval)")
-        return [getattr(pytest.mark, name) for name in dict.fromkeys(names)]
+            mark = self._mark_cache[name] = getattr(pytest.mark, name)
+        return mark
 
     # --- running: build the record on the process that runs the item ---------------------
 
