@@ -49,7 +49,7 @@ from pytest_llmeval.metric import (
     MetricResult,
     bullet_list,
     check,
-    current_example,
+    measure,
     record_result,
     shorten,
 )
@@ -517,13 +517,6 @@ async def _call_user(fn: Callable[..., Any], example: EvalExample | None, llm: L
     return value
 
 
-def _evaluate_and_record(metric: Metric, output: Any, llm: LLMClient | None) -> MetricResult:
-    """The function form: evaluate with the current item's example, and record the result."""
-    result = metric.evaluate(output, example=current_example(), llm=llm)
-    record_result(result)
-    return result
-
-
 # --------------------------------------------------------------------------------------------
 # Rubric score
 # --------------------------------------------------------------------------------------------
@@ -694,7 +687,7 @@ def judge_score(output: Any, *, criteria: str | Sequence[str], min_score: float 
     """
     metric = JudgeScore(criteria, min_score, input=input, context=context, reference=reference,
                         samples=samples, judge=judge, anchors=anchors)
-    return _evaluate_and_record(metric, output, llm)
+    return measure(metric, output, llm)
 
 
 def assert_judge_score(output: Any, *, criteria: str | Sequence[str] | None = None, min_score: float,
@@ -823,7 +816,7 @@ def pairwise(output: Any, other: Any, *, criteria: str | Sequence[str], judge: s
     ``result.details["outcome"]`` is ``"win"``, ``"tie"`` or ``"loss"``;
     ``result.details["position_bias"]`` tells whether the verdict flipped with the order.
     """
-    return _evaluate_and_record(Preferred(_as_text(other), criteria=criteria, judge=judge), output, llm)
+    return measure(Preferred(_as_text(other), criteria=criteria, judge=judge), output, llm)
 
 
 def assert_preferred(output: Any, over: Any, *, criteria: str | Sequence[str] | None = None,
@@ -947,7 +940,7 @@ def faithfulness(output: Any, *, context: Any, judge: str | LLMClient | None = N
     ``result.score`` is the share of checkable claims the context supports;
     ``result.details["unsupported"]`` lists the claims it does not.
     """
-    return _evaluate_and_record(Faithfulness(context=context, judge=judge), output, llm)
+    return measure(Faithfulness(context=context, judge=judge), output, llm)
 
 
 def assert_faithful(output: Any, *, context: Any = None, min_score: float = 1.0,

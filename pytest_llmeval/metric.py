@@ -194,6 +194,14 @@ def baseline_value(name: str) -> float | None:
     return None if value is None else float(value)
 
 
+def measure(metric: Metric, output: Any, llm: LLMClient | None = None) -> MetricResult:
+    """The function form of a metric: evaluate with the current item's example (if any),
+    record the result on its record, and return it."""
+    result = metric.evaluate(output, example=current_example(), llm=llm)
+    record_result(result)
+    return result
+
+
 def check(metric: Metric, output: Any, *, llm: LLMClient | None = None) -> MetricResult:
     """Evaluate inline, record the result, and raise the report if it did not pass.
 
@@ -201,8 +209,7 @@ def check(metric: Metric, output: Any, *, llm: LLMClient | None = None) -> Metri
     unless ``--llmeval-inconclusive=pass`` (the metric sets ``passed`` accordingly).
     """
     __tracebackhide__ = True
-    result = metric.evaluate(output, example=current_example(), llm=llm)
-    record_result(result)
+    result = measure(metric, output, llm)
     if result.passed is False:
         raise LLMEvalAssertionError(result.report(baseline_value(result.name)))
     return result

@@ -28,7 +28,7 @@ from pytest_llmeval.metric import (
     MetricResult,
     bullet_list,
     check,
-    current_example,
+    measure,
     record_result,
     shorten,
 )
@@ -161,13 +161,6 @@ def _ordered(counter: Counter[str], tokens: list[str]) -> list[str]:
     return shown
 
 
-def _measure(metric: Metric, output: Any, llm: LLMClient | None = None) -> MetricResult:
-    """The function form: evaluate against the running example (if any) and record the result."""
-    result = metric.evaluate(output, example=current_example(), llm=llm)
-    record_result(result)
-    return result
-
-
 # -- exact match ------------------------------------------------------------------------------------
 
 
@@ -216,7 +209,7 @@ def _mismatch_sections(got: str, want: str, *, normalized: bool) -> list[tuple[s
 
 def exact_match(output: Any, reference: str | None, *, normalize: bool = False) -> MetricResult:
     """Exact match of ``output`` and ``reference`` as a :class:`MetricResult` (value 1.0 or 0.0)."""
-    return _measure(ExactMatch(normalize=normalize, reference=reference), output)
+    return measure(ExactMatch(normalize=normalize, reference=reference), output)
 
 
 def assert_exact_match(output: Any, reference: str | None = None, *, normalize: bool = False) -> MetricResult:
@@ -264,7 +257,7 @@ class TokenF1(Metric):
 
 def token_f1(output: Any, reference: str | None, *, min_f1: float = 0.5) -> MetricResult:
     """Token F1 of ``output`` against ``reference``; passes at ``min_f1`` (0.5 unless given)."""
-    return _measure(TokenF1(min_f1=min_f1, reference=reference), output)
+    return measure(TokenF1(min_f1=min_f1, reference=reference), output)
 
 
 def assert_token_f1(output: Any, reference: str | None = None, *, min_f1: float = 0.5) -> MetricResult:
@@ -322,7 +315,7 @@ def semantic_similarity(output: Any, reference: str | None, *, threshold: float 
     ``llm`` defaults to the running item's client (outside pytest, one configured
     from ``LLMEVAL_EMBEDDING_MODEL`` and ``LLMEVAL_API_BASE``).
     """
-    return _measure(SemanticSimilarity(threshold=threshold, reference=reference, model=model), output, llm)
+    return measure(SemanticSimilarity(threshold=threshold, reference=reference, model=model), output, llm)
 
 
 def assert_semantic_similarity(output: Any, reference: str | None = None, threshold: float = 0.85, *,
@@ -379,7 +372,7 @@ class Constraints(Metric):
 
 def check_constraints(output: Any, checker: ConstraintChecker) -> MetricResult:
     """Every check of ``checker`` on ``output``, as a :class:`MetricResult` (value: share passed)."""
-    return _measure(Constraints(checker), output)
+    return measure(Constraints(checker), output)
 
 
 def assert_constraints(output: Any, checker: ConstraintChecker) -> MetricResult:

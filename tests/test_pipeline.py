@@ -49,6 +49,19 @@ def project(pytester: pytest.Pytester, mock_llm: MockLLMServer, monkeypatch: pyt
     return pytester
 
 
+def arrival_recorder() -> tuple[list[float], Any]:
+    """A responder that echoes and notes when each request was answered."""
+    arrivals: list[float] = []
+    lock = threading.Lock()
+
+    def responder(body: dict[str, Any]) -> str:
+        with lock:
+            arrivals.append(time.monotonic())
+        return "Echo: " + body["messages"][-1]["content"]
+
+    return arrivals, responder
+
+
 def chat_requests(server: MockLLMServer) -> int:
     return server.count("/v1/chat/completions")
 
@@ -79,14 +92,7 @@ def test_deselected_items_are_never_computed(project: pytest.Pytester, mock_llm:
 def test_outputs_are_computed_concurrently_within_the_limit(
     project: pytest.Pytester, mock_llm: MockLLMServer
 ) -> None:
-    arrivals: list[float] = []
-    lock = threading.Lock()
-
-    def responder(body: dict[str, Any]) -> str:
-        with lock:
-            arrivals.append(time.monotonic())
-        return "Echo: " + body["messages"][-1]["content"]
-
+    arrivals, responder = arrival_recorder()
     mock_llm.latency_s = 0.3
     mock_llm.responder = responder
     project.runpytest("--llmeval-concurrency", "3").assert_outcomes(passed=N_GOLDEN + N_OTHER, errors=1)
@@ -97,14 +103,7 @@ def test_outputs_are_computed_concurrently_within_the_limit(
 
 
 def test_each_xdist_worker_prefetches_its_share(project: pytest.Pytester, mock_llm: MockLLMServer) -> None:
-    arrivals: list[float] = []
-    lock = threading.Lock()
-
-    def responder(body: dict[str, Any]) -> str:
-        with lock:
-            arrivals.append(time.monotonic())
-        return "Echo: " + body["messages"][-1]["content"]
-
+    arrivals, responder = arrival_recorder()
     mock_llm.latency_s = 0.5
     mock_llm.responder = responder
     result = project.runpytest("-n", "2", "--llmeval-concurrency", "3")
