@@ -311,6 +311,7 @@ def _is_xdist_controller(config: pytest.Config) -> bool:
 
 def _fail_on_declared_metrics(result: ItemResult) -> None:
     """After the body: a declared metric that failed (or could not run) fails the item with its report."""
+    __tracebackhide__ = True
     if result.error is not None:
         return  # eval_output already raised it
     if result.metric_errors:
