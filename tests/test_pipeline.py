@@ -174,3 +174,25 @@ def test_max_cost_stops_paid_calls_and_fails_the_run(project: pytest.Pytester, m
     result.stdout.fnmatch_lines(["*--llmeval-max-cost 1e-07 USD is spent*no new paid calls*"])
     result.stdout.fnmatch_lines(["*budget spent: paid calls stopped*"])
     assert chat_requests(mock_llm) == outcomes["passed"]
+
+
+def test_every_example_completes_through_injected_faults(
+    pytester: pytest.Pytester, mock_llm: MockLLMServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    monkeypatch.setattr("pytest_llmeval.client.BACKOFF_BASE_S", 0.02)
+    (pytester.path / "cases.jsonl").write_text(
+        "\n".join(f'{{"id": "c{i:03d}", "input": "question {i}"}}' for i in range(200))
+    )
+    pytester.makepyfile(TEST_FILE.replace('if example.id == "d3":', 'if False:'))
+    mock_llm.fault_rates = {429: 0.10, 500: 0.05}
+    mock_llm.retry_after_s = 0.05
+    result = pytester.runpytest(
+        "-p", "no:xdist", "--llmeval-model", "openai/mock", "--llmeval-api-base", mock_llm.base_url,
+        "--llmeval-concurrency", "16", "--llmeval-retries", "8",
+    )
+    result.assert_outcomes(passed=201)
+    faults = mock_llm.faults_served
+    assert faults > 10  # about 15% of 200+ requests
+    assert chat_requests(mock_llm) == 200 + faults  # every fault was retried, nothing else repeated
+    result.stdout.fnmatch_lines([f"*retries {faults}*"])
