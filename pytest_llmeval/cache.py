@@ -25,7 +25,7 @@ import re
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterable, Callable, Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -263,6 +263,15 @@ class ResponseCache:
             # recomputes every key, so a wrong one cannot survive a round trip.
             raise ValueError(f"cache: key {key!r} is not request_key(request); compute it with request_key()")
         self._put(key, {"request": request, "response": response, "created_at": float(self._clock())})
+
+    def set_many(self, entries: Iterable[tuple[str, dict[str, Any], dict[str, Any]]]) -> int:
+        """Store several ``(key, request, response)`` entries in one transaction (one commit)."""
+        count = 0
+        with self._cache.transact():
+            for key, request, response in entries:
+                self.set(key, request, response)
+                count += 1
+        return count
 
     def _put(self, key: str, entry: Mapping[str, Any]) -> None:
         # Serialised here, so diskcache only ever sees a str: no pickle on disk.

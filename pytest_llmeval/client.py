@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import queue
 import random
 import threading
 import time
@@ -105,6 +106,7 @@ class _Engine:
         self.spent_usd = 0.0
         self.budget_exhausted = False
         self._cache: Any = None
+        self._writer: _CacheWriter | None = None
         self._semaphore: asyncio.Semaphore | None = None
         self._semaphore_loop: asyncio.AbstractEventLoop | None = None
         self._inflight: dict[str, asyncio.Task[dict[str, Any]]] = {}
@@ -154,6 +156,9 @@ class _Engine:
         return litellm, kwargs
 
     def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()  # every answer received is on disk before the cache closes
+            self._writer = None
         if self._cache is not None:
             self._cache.close()
             self._cache = None
@@ -171,7 +176,9 @@ class _Engine:
             from pytest_llmeval.cache import request_key
 
             key = request_key(request)
-        hit = cache.get(key)
+        hit = self.writer.pending(key) if self._writer is not None else None
+        if hit is None:
+            hit = cache.get(key)
         if hit is not None:
             self.stats.count("cache_hits")
         return hit
@@ -207,10 +214,15 @@ class _Engine:
 
     async def _send_and_store(self, key: str, request: dict[str, Any], send: Any) -> dict[str, Any]:
         response = await self._with_retries(request, send)
-        cache = self.cache
-        if cache is not None and self.settings.cache_mode in ("use", "refresh"):
-            cache.set(key, request, response)
+        if self.cache is not None and self.settings.cache_mode in ("use", "refresh"):
+            self.writer.put(key, request, response)
         return response
+
+    @property
+    def writer(self) -> _CacheWriter:
+        if self._writer is None:
+            self._writer = _CacheWriter(self.cache)
+        return self._writer
 
     async def _with_retries(self, request: dict[str, Any], send: Any) -> dict[str, Any]:
         if self._litellm is None:
@@ -275,6 +287,64 @@ class _Engine:
         else:
             self.spent_usd += cost
             self.stats.count("cost_usd", cost)
+
+
+class _CacheWriter:
+    """Writes responses to the cache from a thread of its own, many per commit.
+
+    A SQLite commit costs about a millisecond; made on the event loop, it stalled
+    every call in flight. Here the loop only enqueues, and the writer commits
+    whatever has queued up in one transaction (SQLite releases the GIL meanwhile).
+    A response is readable from the cache once written; until then, a repeat of
+    the same request in this process shares the in-flight answer instead.
+    """
+
+    def __init__(self, cache: Any) -> None:
+        self._cache = cache
+        self._pending: dict[str, dict[str, Any]] = {}  # single dict operations are atomic in CPython
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()  # entries, flush events, None to stop
+        self._thread = threading.Thread(target=self._run, name="llmeval-cache-writer", daemon=True)
+        self._thread.start()
+
+    def put(self, key: str, request: dict[str, Any], response: dict[str, Any]) -> None:
+        self._pending[key] = response
+        self._queue.put((key, request, response))
+
+    def pending(self, key: str) -> dict[str, Any] | None:
+        """A response received but not yet committed (so a repeat right away still hits)."""
+        return self._pending.get(key)
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            batch = []
+            while isinstance(item, tuple):
+                batch.append(item)
+                if len(batch) >= 256:
+                    break
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+            if batch:
+                self._cache.set_many(batch)
+                for key, _request, _response in batch:
+                    self._pending.pop(key, None)
+            if isinstance(item, threading.Event):  # a flush: everything before it is written
+                item.set()
+            elif item is None:
+                return
+
+    def flush(self) -> None:
+        """Wait until everything queued so far is committed."""
+        done = threading.Event()
+        self._queue.put(done)
+        done.wait()
+
+    def close(self) -> None:
+        """Write everything queued, then stop."""
+        self._queue.put(None)
+        self._thread.join()
 
 
 def _classify(exc: BaseException) -> tuple[bool, float | None]:
@@ -424,6 +494,15 @@ class LLMClient:
     def judge(self) -> LLMClient:
         """This client bound to the judge model (default: the model under test)."""
         return self.with_model(self.settings.judge_model or self._model, role="judge")
+
+    def flush(self) -> None:
+        """Wait until every response received so far is written to the cache.
+
+        Writes happen in the background; other processes see them once written, and
+        closing the client (the end of a pytest run) writes everything.
+        """
+        if self._engine._writer is not None:
+            self._engine._writer.flush()
 
     def close(self) -> None:
         self._engine.close()

@@ -338,6 +338,7 @@ def test_retries_exhausted_raise_with_provider_message_and_are_not_cached(
     assert answer.text == "Echo: doomed"
     assert answer.cached is False
     assert mock_llm.count(CHAT) == 1
+    llm.flush()
     with ResponseCache(cache_dir) as cache:
         assert len(cache) == 1  # only the success
 
@@ -355,6 +356,7 @@ def test_malformed_response_raises_and_is_not_cached(
     assert MODEL in str(excinfo.value)
     assert mock_llm.count(CHAT) == 1
     assert stats.counters["call_errors"] == 1
+    llm.flush()  # had anything been queued for the cache, it is on disk now
     assert _entries(cache_dir) == 0
 
     answer = llm("broken")
@@ -423,6 +425,7 @@ def test_cache_refresh_always_calls_and_overwrites(make_client: MakeClient, mock
     second = refresher("q")
     assert second.text == "newest answer" and second.cached is False
     assert mock_llm.count(CHAT) == 3
+    refresher.flush()  # cache writes are made in the background
 
     # The overwritten entry is what a "use" run now gets.
     hit = recorder("q")
