@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import inspect
-import sys
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -139,29 +139,40 @@ class Pipeline:
                 status()
 
 
-def terminal_status(terminalreporter: Any, progress: Progress, counters: dict[str, float]) -> Any:
+def terminal_status(terminalreporter: Any, progress: Progress, counters: dict[str, float],
+                    capture_manager: Any = None) -> Any:
     """A callback that shows the progress line while the main thread waits.
 
     On a TTY it writes the line after the cursor and erases it when the wait ends,
     so pytest's own progress output is untouched; elsewhere it prints a plain line
     at most every 10 seconds.
     """
-    isatty = bool(getattr(terminalreporter, "isatty", False)) and sys.stdout.isatty()
+    isatty = bool(getattr(terminalreporter, "isatty", False))
     last = {"t": 0.0}
+
+    def uncaptured() -> Any:
+        # The wait happens inside a fixture, while pytest captures output: without
+        # this the line would land in the item's captured stdout, not the terminal.
+        if capture_manager is None:
+            return contextlib.nullcontext()
+        return capture_manager.global_and_fixture_disabled()
 
     def show() -> None:
         now = time.perf_counter()
         if isatty:
             # Save cursor, write the status, and restore: the next write erases it.
-            terminalreporter.write("\x1b7 " + progress.line(counters) + "\x1b8", flush=True)
+            with uncaptured():
+                terminalreporter.write("\x1b7 " + progress.line(counters) + "\x1b8", flush=True)
             last["shown"] = 1.0
         elif now - last["t"] >= 10.0:
-            terminalreporter.write_line(progress.line(counters))
+            with uncaptured():
+                terminalreporter.write_line(progress.line(counters))
             last["t"] = now
 
     def clear() -> None:
         if isatty and last.get("shown"):
-            terminalreporter.write("\x1b[K", flush=True)
+            with uncaptured():
+                terminalreporter.write("\x1b[K", flush=True)
             last["shown"] = 0.0
 
     show.clear = clear  # type: ignore[attr-defined]

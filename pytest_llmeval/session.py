@@ -269,7 +269,8 @@ class LLMEvalSession:
         if reporter is not None and settings.resolve(self.config, "progress") and not self.is_worker:
             from pytest_llmeval.pipeline import terminal_status
 
-            show = terminal_status(reporter, pipeline.progress, self.counters)
+            capman = self.config.pluginmanager.get_plugin("capturemanager")
+            show = terminal_status(reporter, pipeline.progress, self.counters, capman)
         try:
             return pipeline.wait(job, show)
         finally:

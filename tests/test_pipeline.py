@@ -155,10 +155,13 @@ def test_async_task_and_llm_fixture_in_body(project: pytest.Pytester, mock_llm: 
 
 def test_progress_line_while_waiting(project: pytest.Pytester, mock_llm: MockLLMServer) -> None:
     mock_llm.latency_s = 0.8
-    result = project.runpytest("-p", "no:randomly", "-k", "g0 or g1")
+    # A subprocess: output capture of an inline run does not behave as a real one does.
+    result = project.runpytest_subprocess("-p", "no:randomly", "-k", "g0 or g1", "-rP")
     result.assert_outcomes(passed=2)
-    # Not a TTY here: plain lines, not an updating one.
+    # Not a TTY here: plain lines, not an updating one; on the terminal, not in an
+    # item's captured output (-rP would show that as "Captured stdout setup").
     result.stdout.fnmatch_lines(["*llmeval: */2 outputs, * calls/s, 0 cache hits*"])
+    assert "Captured stdout" not in result.stdout.str()
 
 
 def test_max_cost_stops_paid_calls_and_fails_the_run(project: pytest.Pytester, mock_llm: MockLLMServer) -> None:
