@@ -630,7 +630,9 @@ def _score_result(name: str, verdicts: list[JudgeVerdict], min_score: float, inc
     if k > 1:
         from pytest_llmeval.stats import mean_and_interval  # numpy and scipy: only when sampling
 
-        _mean, interval = mean_and_interval([float(s) for s in scores], CONFIDENCE)
+        _mean, (low, high) = mean_and_interval([float(s) for s in scores], CONFIDENCE)
+        # A t interval knows nothing of the 1-5 scale; a mean outside it is impossible.
+        interval = (max(1.0, low), min(5.0, high))
     # Inconclusive: the threshold lies inside the interval, so another set of samples could
     # plausibly land on its other side. A zero-width interval (all samples agree) never is.
     inconclusive = interval is not None and interval[0] < min_score <= interval[1]

@@ -211,7 +211,7 @@ def test_samples_straddling_the_threshold_are_inconclusive(
 ) -> None:
     mock_llm.script(verdict(3), verdict(4), verdict(5))
     result = judge_score("Within 30 days.", criteria=CRITERIA, samples=3, llm=make_client())
-    assert result.summary == "judge score 4.0 inconclusive against 4 (3 samples: 3, 4, 5; 95% interval 1.5 to 6.5)"
+    assert result.summary == "judge score 4.0 inconclusive against 4 (3 samples: 3, 4, 5; 95% interval 1.5 to 5.0)"
     assert (result.verdict, result.passed) == ("inconclusive", False)
     assert "counted as a failure (--llmeval-inconclusive=fail)" in result.report()
 
