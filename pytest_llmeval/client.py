@@ -17,7 +17,7 @@ import random
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from pytest_llmeval.errors import LLMCallError
@@ -638,8 +638,3 @@ def _register_local() -> None:
     from pytest_llmeval import local_model
 
     local_model.register()
-
-
-def settings_with(settings: ClientSettings, **changes: Any) -> ClientSettings:
-    """A copy of the settings with some fields changed."""
-    return replace(settings, **changes)
