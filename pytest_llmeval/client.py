@@ -183,12 +183,18 @@ class _Engine:
             self.stats.count("cache_hits")
         return hit
 
-    async def fetch(self, request: dict[str, Any], send: Any) -> tuple[dict[str, Any], bool]:
-        """The response for a canonical request, from the cache or from ``send()``."""
+    async def fetch(self, request: dict[str, Any], send: Any, *, key: str | None = None,
+                    looked_up: bool = False) -> tuple[dict[str, Any], bool]:
+        """The response for a canonical request, from the cache or from ``send()``.
+
+        ``key`` and ``looked_up`` let a caller that already missed the cache skip
+        hashing the request and reading the cache a second time.
+        """
         from pytest_llmeval.cache import request_key
 
-        key = request_key(request)
-        hit = self.cached(request, key)
+        if key is None:
+            key = request_key(request)
+        hit = None if looked_up else self.cached(request, key)
         if hit is not None:
             return hit, True
         mode = self.settings.cache_mode
@@ -512,13 +518,16 @@ class LLMClient:
     def __call__(self, prompt_or_messages: str | Sequence[Mapping[str, Any]], *, model: str | None = None,
                  **params: Any) -> Completion:
         """Complete synchronously; see :meth:`acomplete`."""
+        from pytest_llmeval.cache import request_key
+
         started = time.perf_counter()
         prepared = self._chat_request(prompt_or_messages, model, params)
+        key = request_key(prepared[3])
         # A cache hit is answered here, in the caller's thread: no hop to the loop.
-        hit = self._engine.cached(prepared[3])
+        hit = self._engine.cached(prepared[3], key)
         if hit is not None:
             return _completion(hit, prepared[0], True, started)
-        return self.runtime.run(self._complete_prepared(*prepared))
+        return self.runtime.run(self._complete_prepared(*prepared, key=key, looked_up=True))
 
     async def acomplete(self, prompt_or_messages: str | Sequence[Mapping[str, Any]], *, model: str | None = None,
                         **params: Any) -> Completion:
@@ -549,7 +558,8 @@ class LLMClient:
         return await self._complete_prepared(*self._chat_request(prompt_or_messages, model, params))
 
     async def _complete_prepared(self, chosen: str, api_base: str | None, params: dict[str, Any],
-                                 request: dict[str, Any]) -> Completion:
+                                 request: dict[str, Any], *, key: str | None = None,
+                                 looked_up: bool = False) -> Completion:
         engine = self._engine
 
         async def send() -> dict[str, Any]:
@@ -558,7 +568,7 @@ class LLMClient:
             return _response_to_plain(response, chosen, engine)
 
         started = time.perf_counter()
-        plain, cached = await engine.fetch(request, send)
+        plain, cached = await engine.fetch(request, send, key=key, looked_up=looked_up)
         return _completion(plain, chosen, cached, started)
 
     # -- embeddings ----------------------------------------------------------------------------
