@@ -22,7 +22,6 @@ class XdistHooks:
 
     def __init__(self, session: LLMEvalSession) -> None:
         self.session = session
-        self.worker_outputs: dict[str, dict[str, Any]] = {}
         # Decided up front: xdist configures the nodes (pytest_configure_node) before
         # it asks for a scheduler, and the workers must know which rule is in force.
         self.static_share = session.config.getoption("dist", "no") == "load"
@@ -49,5 +48,4 @@ class XdistHooks:
     def pytest_testnodedown(self, node: Any, error: Any) -> None:
         output = getattr(node, "workeroutput", {}).get(WORKEROUTPUT_KEY)
         if output is not None:
-            self.worker_outputs[node.gateway.id] = output
             self.session.merge_worker_output(output)
