@@ -11,6 +11,7 @@ nothing is turned into a score.
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import queue
 import random
@@ -125,6 +126,10 @@ class _Engine:
             litellm.telemetry = False
             litellm.suppress_debug_info = True
             litellm.drop_params = True
+            # litellm brings ~300,000 long-lived objects. Moved out of the collector's
+            # reach, they are no longer traversed by each full collection during the
+            # run, nor at exit (1.8 s -> 0.3 s from the summary to the process's end).
+            gc.freeze()
             self._litellm = litellm
         return self._litellm
 

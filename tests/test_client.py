@@ -438,6 +438,7 @@ def test_cache_replay_serves_hits_and_fails_on_miss(make_client: MakeClient, moc
     recorder, _ = make_client(cache_mode="use")
     recorder("recorded")
     assert mock_llm.count(CHAT) == 1
+    recorder.flush()  # writes are in the background: another client sees them once written
 
     replayer, _ = make_client(cache_mode="replay")
     hit = replayer("recorded")
