@@ -21,8 +21,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from pytest_llmeval import slots
 from pytest_llmeval.errors import LLMCallError
 from pytest_llmeval.runtime import Runtime, current_item
+from pytest_llmeval.slots import SlotUse
 
 LOCAL_PREFIX = "local/"
 BACKOFF_BASE_S = 0.5
@@ -108,8 +110,9 @@ class _Engine:
         self.budget_exhausted = False
         self._cache: Any = None
         self._writer: _CacheWriter | None = None
-        self._semaphore: asyncio.Semaphore | None = None
+        self._semaphores: dict[str, asyncio.Semaphore] = {}
         self._semaphore_loop: asyncio.AbstractEventLoop | None = None
+        self._http_models: set[str] = set()  # models whose requests were seen going through httpx
         self._inflight: dict[str, asyncio.Task[dict[str, Any]]] = {}
         self._litellm: Any = None
 
@@ -130,6 +133,9 @@ class _Engine:
             # reach, they are no longer traversed by each full collection during the
             # run, nor at exit (1.8 s -> 0.3 s from the summary to the process's end).
             gc.freeze()
+            from pytest_llmeval import slots
+
+            slots.install()
             self._litellm = litellm
         return self._litellm
 
@@ -141,14 +147,19 @@ class _Engine:
             self._cache = ResponseCache(self.settings.cache_dir)
         return self._cache
 
-    @property
-    def semaphore(self) -> asyncio.Semaphore:
+    def _bound(self, name: str) -> asyncio.Semaphore:
+        """``requests``: C requests in flight; ``calls``: 2 C calls inside litellm (see slots)."""
         # A semaphore belongs to one loop; the runtime may have been restarted since.
         loop = asyncio.get_running_loop()
-        if self._semaphore is None or self._semaphore_loop is not loop:
-            self._semaphore = asyncio.Semaphore(self.settings.concurrency)
+        if self._semaphore_loop is not loop:
+            limit = self.settings.concurrency
+            self._semaphores = {"requests": asyncio.Semaphore(limit), "calls": asyncio.Semaphore(2 * limit)}
             self._semaphore_loop = loop
-        return self._semaphore
+        return self._semaphores[name]
+
+    def http_gated(self, model: str) -> bool:
+        """Whether this model's slots are taken around its HTTP requests only."""
+        return model in self._http_models
 
     def call_args(self, model: str, api_base: str | None, params: Mapping[str, Any]) -> tuple[Any, dict[str, Any]]:
         """litellm, and the keyword arguments of one try (our retries replace litellm's own)."""
@@ -243,25 +254,24 @@ class _Engine:
         retries = self.settings.retries
         attempt = 0
         while True:
-            async with self.semaphore:
-                # Checked once a slot is ours: calls queued before the budget ran out
-                # must not all slip through together.
-                self._check_budget(model)
-                started = time.perf_counter()
-                try:
-                    response = await send()
-                except LLMCallError:  # already ours (a malformed reply): keep its kind and message
-                    self.stats.count("call_errors")
-                    raise
-                except Exception as exc:  # classified below; anything unknown is not retried
-                    failure = exc
+            async with self._bound("calls"):
+                if model in self._http_models:
+                    # The slot is taken inside httpx, around the request only. The budget is
+                    # checked again once it is ours: calls queued before the budget ran out
+                    # must not all slip through together.
+                    self._check_budget(model)
+                    use = SlotUse(self._bound("requests"), take=True, admit=lambda: self._check_budget(model))
+                    outcome = await self._attempt(send, use)
                 else:
-                    latency = time.perf_counter() - started
-                    self.stats.count("calls")
-                    self.stats.latency(latency)
-                    response["latency_s"] = latency
-                    self._account(response)
-                    return response
+                    async with self._bound("requests"):
+                        self._check_budget(model)
+                        use = SlotUse(self._bound("requests"), take=False)
+                        outcome = await self._attempt(send, use)
+                    if use.seen:
+                        self._http_models.add(model)
+            if isinstance(outcome, dict):
+                return outcome
+            failure = outcome
             retryable, retry_after = _classify(failure)
             if not retryable or attempt >= retries:
                 self.stats.count("call_errors")
@@ -273,6 +283,28 @@ class _Engine:
             if retry_after is not None:
                 delay = max(delay, retry_after)
             await asyncio.sleep(delay)
+
+    async def _attempt(self, send: Any, use: SlotUse) -> dict[str, Any] | Exception:
+        """One try: the response, or the failure for the retry policy to classify."""
+        token = slots.CURRENT.set(use)
+        started = time.perf_counter()
+        try:
+            response = await send()
+        except Exception as exc:
+            if use.refused is not None:  # the budget ran out while the call queued for a slot
+                raise use.refused from None
+            if isinstance(exc, LLMCallError):  # already ours (a malformed reply): keep its kind and message
+                self.stats.count("call_errors")
+                raise
+            return exc  # classified by the caller; anything unknown is not retried
+        finally:
+            slots.CURRENT.reset(token)
+        latency = time.perf_counter() - started - use.waited_s
+        self.stats.count("calls")
+        self.stats.latency(latency)
+        response["latency_s"] = latency
+        self._account(response)
+        return response
 
     def _check_budget(self, model: str) -> None:
         limit = self.settings.max_cost

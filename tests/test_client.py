@@ -558,6 +558,83 @@ def test_concurrency_is_bounded(make_client: MakeClient, mock_llm: MockLLMServer
     assert busiest >= 3  # the 4 slots were actually used in parallel
 
 
+def test_an_http_model_holds_its_slot_for_the_request_only(
+    make_client: MakeClient, mock_llm: MockLLMServer
+) -> None:
+    llm, _ = make_client(concurrency=2)
+    assert llm._engine.http_gated(MODEL) is False  # not yet seen: the first call holds a whole slot
+    llm("first call")
+    assert llm._engine.http_gated(MODEL) is True  # its request went through httpx
+    mock_llm.reset()
+    mock_llm.latency_s = 0.2
+    answered: list[float] = []
+    lock = threading.Lock()
+
+    def responder(body: dict[str, Any]) -> str:
+        with lock:
+            answered.append(time.perf_counter())
+        return "ok"
+
+    mock_llm.responder = responder
+    results = _gather(llm, [f"gated {i}" for i in range(10)])
+
+    assert all(isinstance(r, Completion) for r in results), results
+    assert mock_llm.count(CHAT) == 10
+    # Still no more than 2 requests in flight at the server (see test_concurrency_is_bounded).
+    answered.sort()
+    assert max(sum(1 for t in answered if a <= t < a + 0.15) for a in answered) <= 2, answered
+
+
+def test_a_model_without_http_holds_its_slot_for_the_whole_call(
+    make_client: MakeClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import litellm
+    from litellm import CustomLLM, ModelResponse
+    from litellm.utils import custom_llm_setup
+
+    state = {"now": 0, "most": 0}
+
+    class InProcess(CustomLLM):  # answers without any HTTP, like the embedded model
+        async def acompletion(self, *args: Any, **kwargs: Any) -> ModelResponse:
+            state["now"] += 1
+            state["most"] = max(state["most"], state["now"])
+            await asyncio.sleep(0.05)
+            state["now"] -= 1
+            return ModelResponse(choices=[{"message": {"role": "assistant", "content": "in-process"}}])
+
+    monkeypatch.setattr(litellm, "custom_provider_map", [{"provider": "inproc", "custom_handler": InProcess()}])
+    custom_llm_setup()
+    llm, _ = make_client(model="inproc/model", concurrency=3, api_base=None)
+
+    results = _gather(llm, [f"no http {i}" for i in range(12)])
+
+    assert [r.text for r in results] == ["in-process"] * 12
+    assert llm._engine.http_gated("inproc/model") is False
+    assert state["most"] == 3  # bounded by the whole-call slot, and the 3 slots were used
+
+
+def test_budget_refuses_calls_already_queued_for_a_request_slot(
+    make_client: MakeClient, mock_llm: MockLLMServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(client_mod, "_cost", lambda response, model, engine: 0.01)
+    llm, stats = make_client(max_cost=0.015, concurrency=1)
+    llm("paid first")  # 0.01 spent: under the budget, and the model is now known to speak HTTP
+    assert llm._engine.http_gated(MODEL) is True
+    mock_llm.reset()
+    mock_llm.latency_s = 0.1
+
+    # Both calls pass the check made before litellm starts (0.01 < 0.015); one gets the
+    # request slot and spends 0.01 more, the other is refused once the slot is its turn.
+    results = _gather(llm, ["queued a", "queued b"])
+
+    answers = [r for r in results if isinstance(r, Completion)]
+    refusals = [r for r in results if isinstance(r, LLMCallError)]
+    assert len(answers) == 1 and len(refusals) == 1, results
+    assert refusals[0].kind == "budget" and "--llmeval-max-cost" in str(refusals[0])
+    assert mock_llm.count(CHAT) == 1
+    assert "retries" not in stats.counters  # a refusal is final, never retried as a connection error
+
+
 # -- 12. fault soak ------------------------------------------------------------------------------
 
 
