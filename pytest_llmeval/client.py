@@ -250,6 +250,7 @@ class _Engine:
         if self._litellm is None:
             # Importing litellm takes seconds: do it off the loop, and outside the timings.
             await asyncio.get_running_loop().run_in_executor(None, lambda: self.litellm)
+        self.runtime.favour_loop()  # requests are about to be in flight (idempotent)
         model = request["model"]
         retries = self.settings.retries
         attempt = 0

@@ -22,10 +22,12 @@ __all__ = ["ItemContext", "Runtime", "current_item"]
 
 T = TypeVar("T")
 
-# How long a thread may hold the GIL while another waits for it. CPython's default
-# is 5 ms: each time an answer arrives while pytest's thread is busy running items,
-# the loop would wait up to that long, with the call's concurrency slot held. 1 ms
-# cut the time slots are held by ~4% (N=5000 benchmark, docs/benchmarks.md).
+# How long a thread may hold the GIL while another waits for it, once model requests
+# are in flight. CPython's default is 5 ms: each time an answer arrives while pytest's
+# thread is busy running items, the loop would wait up to that long, its concurrency
+# slot held. 1 ms cut the time slots are held by ~4% (N=5000 benchmark,
+# docs/benchmarks.md). Runs served from the cache keep the default: there, with only
+# CPU-bound threads, faster switching cost ~8% of a warm N=5000 run.
 LOOP_SWITCH_INTERVAL_S = 0.001
 
 
@@ -58,9 +60,6 @@ class Runtime:
                     started.wait()
                     self._thread = thread
                     self._loop = loop
-                    # Restored by close(): only runs with model calls pay for the faster switching.
-                    self._saved_switch_interval = sys.getswitchinterval()
-                    sys.setswitchinterval(min(self._saved_switch_interval, LOOP_SWITCH_INTERVAL_S))
         return self._loop
 
     @property
@@ -72,6 +71,12 @@ class Runtime:
                         max_workers=self._threads, thread_name_prefix="llmeval-task"
                     )
         return self._executor
+
+    def favour_loop(self) -> None:
+        """Hand the GIL to the loop sooner, until :meth:`close` (called when requests start)."""
+        if self._saved_switch_interval is None:
+            self._saved_switch_interval = sys.getswitchinterval()
+            sys.setswitchinterval(min(self._saved_switch_interval, LOOP_SWITCH_INTERVAL_S))
 
     def in_loop_thread(self) -> bool:
         return self._thread is not None and threading.current_thread() is self._thread
