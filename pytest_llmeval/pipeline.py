@@ -2,7 +2,7 @@
 
 When the run loop starts, every llmeval item this process will run and that
 declares ``task=`` gets a job on the runtime's loop. Jobs start in item order;
-the client's semaphore bounds the calls in flight. An item's body waits only
+the client's slots bound the requests in flight. An item's body waits only
 for its own job (``eval_output``), and a job that raises errors only its item.
 Items this process does not run are never computed; an item that arrives
 unannounced (xdist rescheduling after a crash) is computed on demand.

@@ -124,7 +124,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("cache", "Response cache mode: use (read and write), off, refresh (write only), "
             "replay (read only; a miss is an error).", default="use", choices=("use", "off", "refresh", "replay")),
     Setting("cache_dir", "Where the response cache lives.", default=".llmeval/cache", metavar="DIR"),
-    Setting("concurrency", "Model calls in flight at once in this process.", parse=_positive_int, default=8,
+    Setting("concurrency", "Model requests in flight at once in this process.", parse=_positive_int, default=8,
             metavar="N"),
     Setting("retries", "Retries for rate limits, timeouts and server errors.", parse=_non_negative_int,
             default=4, metavar="N"),
