@@ -90,6 +90,30 @@ def _warm_up(llm: LLMClient, mock_llm: MockLLMServer) -> None:
     mock_llm.reset()
 
 
+def _note_answer_times(mock_llm: MockLLMServer, reply: Callable[[dict[str, Any]], str]) -> list[float]:
+    """Make the mock answer with ``reply(body)`` and note when each answer was made.
+
+    The responder runs in the server after its latency, so with a latency of L every
+    answer time is L after its request arrived.
+    """
+    answered: list[float] = []
+    lock = threading.Lock()
+
+    def responder(body: dict[str, Any]) -> str:
+        with lock:
+            answered.append(time.perf_counter())
+        return reply(body)
+
+    mock_llm.responder = responder
+    return answered
+
+
+def _busiest(times: list[float], window: float) -> int:
+    """The most answer times that fall in any one window of this length."""
+    ordered = sorted(times)
+    return max(sum(1 for t in ordered if a <= t < a + window) for a in ordered)
+
+
 def _gather(client: LLMClient, prompts: list[str], **params: Any) -> list[Any]:
     """Run ``acomplete`` for every prompt concurrently, from a loop of the test's own."""
 
@@ -531,16 +555,7 @@ def test_concurrency_is_bounded(make_client: MakeClient, mock_llm: MockLLMServer
     llm, _ = make_client(concurrency=4)
     _warm_up(llm, mock_llm)
     mock_llm.latency_s = 0.2
-    answered: list[float] = []
-    lock = threading.Lock()
-
-    def responder(body: dict[str, Any]) -> str:
-        # Runs in the server after the latency, i.e. 0.2 s after the request arrived.
-        with lock:
-            answered.append(time.perf_counter())
-        return "ok " + body["messages"][-1]["content"]
-
-    mock_llm.responder = responder
+    answered = _note_answer_times(mock_llm, lambda body: "ok " + body["messages"][-1]["content"])
 
     started = time.perf_counter()
     results = _gather(llm, [f"distinct {i}" for i in range(16)])
@@ -552,8 +567,7 @@ def test_concurrency_is_bounded(make_client: MakeClient, mock_llm: MockLLMServer
     assert 0.75 <= elapsed < 3.0, elapsed
     # Each request is in flight for the 0.2 s before its answer, so answers less than
     # 0.2 s apart were in flight together: no 0.15 s window may hold more than 4.
-    answered.sort()
-    busiest = max(sum(1 for t in answered if a <= t < a + 0.15) for a in answered)
+    busiest = _busiest(answered, 0.15)
     assert busiest <= 4, answered
     assert busiest >= 3  # the 4 slots were actually used in parallel
 
@@ -567,22 +581,13 @@ def test_an_http_model_holds_its_slot_for_the_request_only(
     assert llm._engine.http_gated(MODEL) is True  # its request went through httpx
     mock_llm.reset()
     mock_llm.latency_s = 0.2
-    answered: list[float] = []
-    lock = threading.Lock()
-
-    def responder(body: dict[str, Any]) -> str:
-        with lock:
-            answered.append(time.perf_counter())
-        return "ok"
-
-    mock_llm.responder = responder
+    answered = _note_answer_times(mock_llm, lambda body: "ok")
     results = _gather(llm, [f"gated {i}" for i in range(10)])
 
     assert all(isinstance(r, Completion) for r in results), results
     assert mock_llm.count(CHAT) == 10
     # Still no more than 2 requests in flight at the server (see test_concurrency_is_bounded).
-    answered.sort()
-    assert max(sum(1 for t in answered if a <= t < a + 0.15) for a in answered) <= 2, answered
+    assert _busiest(answered, 0.15) <= 2, answered
 
 
 def test_a_model_without_http_holds_its_slot_for_the_whole_call(
