@@ -24,7 +24,6 @@ from typing import Any, Protocol
 from pytest_llmeval import slots
 from pytest_llmeval.errors import LLMCallError
 from pytest_llmeval.runtime import Runtime, current_item
-from pytest_llmeval.slots import SlotUse
 
 LOCAL_PREFIX = "local/"
 BACKOFF_BASE_S = 0.5
@@ -255,18 +254,19 @@ class _Engine:
         retries = self.settings.retries
         attempt = 0
         while True:
+            requests = self._bound("requests")
             async with self._bound("calls"):
                 if model in self._http_models:
                     # The slot is taken inside httpx, around the request only. The budget is
                     # checked again once it is ours: calls queued before the budget ran out
                     # must not all slip through together.
                     self._check_budget(model)
-                    use = SlotUse(self._bound("requests"), take=True, admit=lambda: self._check_budget(model))
+                    use = slots.SlotUse(requests, take=True, admit=lambda: self._check_budget(model))
                     outcome = await self._attempt(send, use)
                 else:
-                    async with self._bound("requests"):
+                    async with requests:
                         self._check_budget(model)
-                        use = SlotUse(self._bound("requests"), take=False)
+                        use = slots.SlotUse(requests, take=False)
                         outcome = await self._attempt(send, use)
                     if use.seen:
                         self._http_models.add(model)
@@ -285,7 +285,7 @@ class _Engine:
                 delay = max(delay, retry_after)
             await asyncio.sleep(delay)
 
-    async def _attempt(self, send: Any, use: SlotUse) -> dict[str, Any] | Exception:
+    async def _attempt(self, send: Any, use: slots.SlotUse) -> dict[str, Any] | Exception:
         """One try: the response, or the failure for the retry policy to classify."""
         token = slots.CURRENT.set(use)
         started = time.perf_counter()
