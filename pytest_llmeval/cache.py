@@ -17,6 +17,7 @@ same JSON is what ``export`` writes, so recordings can be reviewed in a diff.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -88,6 +89,7 @@ def is_credential_name(name: str) -> bool:
     return any(part in lowered for part in _CREDENTIAL_PARTS)
 
 
+@functools.lru_cache(maxsize=64)  # one or two endpoints per run, parsed for every call
 def _public_api_base(api_base: str | None) -> str | None:
     """``api_base`` without credentials: no ``user:password@`` and no credential query parameters.
 
@@ -170,8 +172,76 @@ def _canonical_json(value: Any) -> str:
 
 def request_key(request: Mapping[str, Any]) -> str:
     """The cache key of a canonical request: sha256 hex of its canonical JSON plus the format version."""
-    keyed = {**request, "v": CACHE_FORMAT_VERSION}
-    return hashlib.sha256(_canonical_json(keyed).encode("utf-8")).hexdigest()
+    return _key_of(_canonical_json({**request, "v": CACHE_FORMAT_VERSION}))
+
+
+def _key_of(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+class PreparedRequest:
+    """A canonical request and its cache key, from one serialisation of what the caller passed.
+
+    ``key`` equals ``request_key(canonical_request(...))`` for the same arguments.
+    The detached request (``data``) is parsed back from that serialisation only when
+    something needs it, which is a cache miss: a cache hit costs one ``json.dumps``
+    and one hash, not the three serialisations and a parse of building the
+    request first.
+    """
+
+    __slots__ = ("key", "kind", "model", "_text", "_data")
+
+    def __init__(self, kind: str, model: str, api_base: str | None, payload_key: str, payload: Any,
+                 params: Mapping[str, Any], sample: int = 0) -> None:
+        self.kind = kind
+        self.model = model
+        self._data: dict[str, Any] | None = None
+        kept = {name: value for name, value in params.items() if not is_credential_name(name)}
+        text = None
+        if _str_keys_only(payload) and _str_keys_only(kept):
+            # Serialising the caller's values directly gives the canonical text of the copy
+            # canonical_request would make, as long as every dict key is a string: json
+            # sorts keys before turning them into strings, so {10: .., 9: ..} would come
+            # out in another order than its copy {"10": .., "9": ..}.
+            raw = {"kind": kind, "model": model, "api_base": _public_api_base(api_base), payload_key: payload,
+                   "params": kept, "sample": int(sample), "v": CACHE_FORMAT_VERSION}
+            try:
+                text = json.dumps(raw, default=_to_json, sort_keys=True, separators=(",", ":"),
+                                  ensure_ascii=False, allow_nan=False)
+            except (TypeError, ValueError):
+                text = None  # canonical_request raises the error that names the bad part
+        if text is None:
+            self._data = canonical_request(kind, model, api_base, payload_key, payload, params, sample)
+            text = _canonical_json({**self._data, "v": CACHE_FORMAT_VERSION})
+        self._text = text
+        self.key = _key_of(text)
+
+    @property
+    def data(self) -> dict[str, Any]:
+        """The canonical request as plain data (detached from the caller's objects)."""
+        if self._data is None:
+            data = json.loads(self._text)
+            del data["v"]
+            self._data = data
+        return self._data
+
+
+def _str_keys_only(value: Any) -> bool:
+    """Whether every dict inside ``value`` (lists and tuples walked) has only string keys."""
+    stack = [value]
+    while stack:  # iterative, and only containers are pushed: this runs on every call
+        item = stack.pop()
+        if isinstance(item, dict):
+            for key in item:
+                if type(key) is not str:
+                    return False
+            stack.extend([v for v in item.values() if isinstance(v, _CONTAINERS)])
+        elif isinstance(item, (list, tuple)):
+            stack.extend([v for v in item if isinstance(v, _CONTAINERS)])
+    return True
+
+
+_CONTAINERS = (dict, list, tuple)
 
 
 def credential_params(request: Mapping[str, Any]) -> list[str]:

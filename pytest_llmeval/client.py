@@ -19,11 +19,14 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pytest_llmeval import slots
 from pytest_llmeval.errors import LLMCallError
 from pytest_llmeval.runtime import Runtime, current_item
+
+if TYPE_CHECKING:
+    from pytest_llmeval.cache import PreparedRequest
 
 LOCAL_PREFIX = "local/"
 BACKOFF_BASE_S = 0.5
@@ -180,17 +183,14 @@ class _Engine:
 
     # -- one request ----------------------------------------------------------------------
 
-    def cached(self, request: dict[str, Any], key: str | None = None) -> dict[str, Any] | None:
+    def cached(self, request: PreparedRequest) -> dict[str, Any] | None:
         """The cached response for a request, if the cache mode reads and has it (any thread)."""
         if self.settings.cache_mode not in ("use", "replay"):
             return None
         cache = self.cache
         if cache is None:
             return None
-        if key is None:
-            from pytest_llmeval.cache import request_key
-
-            key = request_key(request)
+        key = request.key
         hit = self.writer.pending(key) if self._writer is not None else None
         if hit is None:
             hit = cache.get(key)
@@ -198,18 +198,14 @@ class _Engine:
             self.stats.count("cache_hits")
         return hit
 
-    async def fetch(self, request: dict[str, Any], send: Any, *, key: str | None = None,
+    async def fetch(self, request: PreparedRequest, send: Any, *,
                     looked_up: bool = False) -> tuple[dict[str, Any], bool]:
         """The response for a canonical request, from the cache or from ``send()``.
 
-        ``key`` and ``looked_up`` let a caller that already missed the cache skip
-        hashing the request and reading the cache a second time.
+        ``looked_up`` lets a caller that already missed the cache skip reading it again.
         """
-        from pytest_llmeval.cache import request_key
-
-        if key is None:
-            key = request_key(request)
-        hit = None if looked_up else self.cached(request, key)
+        key = request.key
+        hit = None if looked_up else self.cached(request)
         if hit is not None:
             return hit, True
         mode = self.settings.cache_mode
@@ -217,11 +213,11 @@ class _Engine:
             item = current_item.get()
             where = f"{item.nodeid}: " if item else ""
             raise LLMCallError(
-                f"{where}--llmeval-cache=replay: no recorded response for this {request['kind']} call to "
-                f"{request['model']!r} (cache key {key[:12]}). Record it first with a run using "
+                f"{where}--llmeval-cache=replay: no recorded response for this {request.kind} call to "
+                f"{request.model!r} (cache key {key[:12]}). Record it first with a run using "
                 "--llmeval-cache=use (or refresh), then commit or import the recording "
                 "(pytest-llmeval cache export/import)",
-                model=request["model"],
+                model=request.model,
                 kind="replay",
             )
         task = self._inflight.get(key)
@@ -233,10 +229,10 @@ class _Engine:
             self.stats.count("shared_inflight")
         return await asyncio.shield(task), False
 
-    async def _send_and_store(self, key: str, request: dict[str, Any], send: Any) -> dict[str, Any]:
-        response = await self._with_retries(request, send)
+    async def _send_and_store(self, key: str, request: PreparedRequest, send: Any) -> dict[str, Any]:
+        response = await self._with_retries(request.model, send)
         if self.cache is not None and self.settings.cache_mode in ("use", "refresh"):
-            self.writer.put(key, request, response)
+            self.writer.put(key, request.data, response)
         return response
 
     @property
@@ -245,12 +241,11 @@ class _Engine:
             self._writer = _CacheWriter(self.cache)
         return self._writer
 
-    async def _with_retries(self, request: dict[str, Any], send: Any) -> dict[str, Any]:
+    async def _with_retries(self, model: str, send: Any) -> dict[str, Any]:
         if self._litellm is None:
             # Importing litellm takes seconds: do it off the loop, and outside the timings.
             await asyncio.get_running_loop().run_in_executor(None, lambda: self.litellm)
         self.runtime.favour_loop()  # requests are about to be in flight (idempotent)
-        model = request["model"]
         retries = self.settings.retries
         attempt = 0
         while True:
@@ -556,16 +551,13 @@ class LLMClient:
     def __call__(self, prompt_or_messages: str | Sequence[Mapping[str, Any]], *, model: str | None = None,
                  **params: Any) -> Completion:
         """Complete synchronously; see :meth:`acomplete`."""
-        from pytest_llmeval.cache import request_key
-
         started = time.perf_counter()
         prepared = self._chat_request(prompt_or_messages, model, params)
-        key = request_key(prepared[3])
         # A cache hit is answered here, in the caller's thread: no hop to the loop.
-        hit = self._engine.cached(prepared[3], key)
+        hit = self._engine.cached(prepared[3])
         if hit is not None:
             return _completion(hit, prepared[0], True, started)
-        return self.runtime.run(self._complete_prepared(*prepared, key=key, looked_up=True))
+        return self.runtime.run(self._complete_prepared(*prepared, looked_up=True))
 
     async def acomplete(self, prompt_or_messages: str | Sequence[Mapping[str, Any]], *, model: str | None = None,
                         **params: Any) -> Completion:
@@ -581,32 +573,31 @@ class LLMClient:
         return await asyncio.wrap_future(self.runtime.submit(coro))
 
     def _chat_request(self, prompt_or_messages: Any, model: str | None,
-                      params: dict[str, Any]) -> tuple[str, str | None, dict[str, Any], dict[str, Any]]:
+                      params: dict[str, Any]) -> tuple[str, str | None, dict[str, Any], PreparedRequest]:
         """The model, API base, litellm parameters and canonical request of one chat call."""
-        from pytest_llmeval.cache import canonical_request
+        from pytest_llmeval.cache import PreparedRequest
 
         chosen = model or self.model
         messages = _messages(prompt_or_messages)
         params = dict(params)
         sample = int(params.pop("sample", 0))
         api_base = params.pop("api_base", None) or (None if chosen.startswith(LOCAL_PREFIX) else self.settings.api_base)
-        return chosen, api_base, params, canonical_request("chat", chosen, api_base, "messages", messages, params, sample)
+        return chosen, api_base, params, PreparedRequest("chat", chosen, api_base, "messages", messages, params, sample)
 
     async def _complete(self, prompt_or_messages: Any, model: str | None, params: dict[str, Any]) -> Completion:
         return await self._complete_prepared(*self._chat_request(prompt_or_messages, model, params))
 
     async def _complete_prepared(self, chosen: str, api_base: str | None, params: dict[str, Any],
-                                 request: dict[str, Any], *, key: str | None = None,
-                                 looked_up: bool = False) -> Completion:
+                                 request: PreparedRequest, *, looked_up: bool = False) -> Completion:
         engine = self._engine
 
         async def send() -> dict[str, Any]:
             litellm, kwargs = engine.call_args(chosen, api_base, params)
-            response = await litellm.acompletion(model=chosen, messages=request["messages"], **kwargs)
+            response = await litellm.acompletion(model=chosen, messages=request.data["messages"], **kwargs)
             return _response_to_plain(response, chosen, engine)
 
         started = time.perf_counter()
-        plain, cached = await engine.fetch(request, send, key=key, looked_up=looked_up)
+        plain, cached = await engine.fetch(request, send, looked_up=looked_up)
         return _completion(plain, chosen, cached, started)
 
     # -- embeddings ----------------------------------------------------------------------------
@@ -623,7 +614,7 @@ class LLMClient:
         return await asyncio.wrap_future(self.runtime.submit(coro))
 
     async def _embed(self, texts: list[str], model: str | None, params: dict[str, Any]) -> list[list[float]]:
-        from pytest_llmeval.cache import canonical_request
+        from pytest_llmeval.cache import PreparedRequest
 
         chosen = model or self.settings.embedding_model or _local_default()
         if chosen is None:
@@ -635,7 +626,7 @@ class LLMClient:
         engine = self._engine
 
         async def one(text: str) -> list[float]:
-            request = canonical_request("embedding", chosen, api_base, "input", [text], params, 0)
+            request = PreparedRequest("embedding", chosen, api_base, "input", [text], params, 0)
 
             async def send() -> dict[str, Any]:
                 litellm, kwargs = engine.call_args(chosen, api_base, params)

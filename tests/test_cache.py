@@ -15,6 +15,7 @@ import pytest
 
 from pytest_llmeval import cache as cache_module
 from pytest_llmeval.cache import (
+    PreparedRequest,
     ResponseCache,
     cache_exists,
     canonical_request,
@@ -105,6 +106,35 @@ def test_key_is_stable_across_param_order_and_floats_are_kept_as_given() -> None
     assert list(a["params"]) == ["max_tokens", "temperature"]
     assert a["params"]["temperature"] == 0.7
     assert request_key(chat(params={"temperature": 1})) != request_key(chat(params={"temperature": 1.5}))
+
+
+@pytest.mark.parametrize(
+    "payload, params",
+    [
+        pytest.param(MESSAGES, PARAMS, id="plain"),
+        pytest.param(({"content": "Ünïcode ✓ \"quoted\"", "role": "user"},), {"stop": ("a", "b")}, id="tuples-unicode"),
+        pytest.param(MESSAGES, {"response_format": Answer, "temperature": 0.1}, id="pydantic-class"),
+        pytest.param(MESSAGES, {"logit_bias": {10: -100, 9: 5}}, id="int-keys-sorted-as-text"),
+        pytest.param(MESSAGES, {"stop": {"b", "a"}}, id="set"),
+        pytest.param(MESSAGES, {"api_key": "sk-secret", "extra_body": {"x": [1.5, None, True]}}, id="credential"),
+    ],
+)
+def test_prepared_request_keys_and_stores_exactly_what_canonical_request_does(payload: Any, params: Any) -> None:
+    """One serialisation instead of copy-then-hash: same key, same stored request."""
+    args = ("chat", "openai/gpt-4o-mini", "https://user:pw@gateway.example/v1?api-key=k", "messages", payload,
+            params, 2)
+    expected = canonical_request(*args)
+    prepared = PreparedRequest(*args)
+    assert prepared.key == request_key(expected)
+    assert prepared.data == expected
+    assert request_key(prepared.data) == prepared.key  # what cache import checks
+
+
+def test_prepared_request_names_the_bad_parameter_as_canonical_request_does() -> None:
+    with pytest.raises(TypeError, match="parameter 'temperature'"):
+        PreparedRequest("chat", "m", None, "messages", MESSAGES, {"temperature": float("nan")})
+    with pytest.raises(TypeError, match="parameter 'seed'"):
+        PreparedRequest("chat", "m", None, "messages", MESSAGES, {"seed": object()})
 
 
 def test_key_is_sha256_hex() -> None:
