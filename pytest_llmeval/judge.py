@@ -215,10 +215,12 @@ def _blocks(parts: Sequence[tuple[str, str | None]]) -> str:
     return "".join(_block(tag, text) for tag, text in parts if text is not None)
 
 
+@functools.lru_cache(maxsize=16)  # the same few system prompts, for every judge call
 def _system(template: str) -> str:
     return Template(template).substitute(rubric=RUBRIC, data_rule=_DATA_NOT_INSTRUCTIONS)
 
 
+@functools.lru_cache(maxsize=256)  # the same templates are hashed for every score
 def _hash(*parts: str, length: int = 16) -> str:
     digest = hashlib.sha256()
     for part in parts:
@@ -348,11 +350,18 @@ def _output_mode(model: str) -> Literal["schema", "json", "text"]:
 def _response_format(mode: str, schema: type[BaseModel]) -> dict[str, Any]:
     """The ``response_format`` parameter for a mode (plain data: it is part of the cache key)."""
     if mode == "schema":
+        # A fresh copy each time: litellm may adjust what it is given.
         return {"response_format": {"type": "json_schema",
-                                    "json_schema": {"name": schema.__name__, "schema": schema.model_json_schema()}}}
+                                    "json_schema": {"name": schema.__name__, "schema": json.loads(_schema_text(schema))}}}
     if mode == "json":
         return {"response_format": {"type": "json_object"}}
     return {}
+
+
+@functools.lru_cache(maxsize=16)
+def _schema_text(schema: type[BaseModel]) -> str:
+    """A verdict model's JSON schema (pydantic takes ~0.1 ms to generate it; every judge call needs it)."""
+    return json.dumps(schema.model_json_schema())
 
 
 def _first_json_object(text: str) -> Any:
@@ -553,6 +562,7 @@ class JudgeScore(Metric):
         self.judge = judge
         self.anchors = anchors
         self._anchors = _validate_anchors(anchors)
+        self._prompt_hash: str | None = None
 
     def prompt_hash(self) -> str:
         """Hash of what defines this judge's standard: prompt templates, rubric and anchors.
@@ -560,8 +570,10 @@ class JudgeScore(Metric):
         Never of the case (criteria, input, output): scores of different cases made by
         the same judge share it.
         """
-        anchors = json.dumps([a.model_dump() for a in self._anchors], sort_keys=True)
-        return _hash(SCORE_SYSTEM, SCORE_USER, _ANCHORS_INTRO, _DATA_NOT_INSTRUCTIONS, RUBRIC, anchors)
+        if self._prompt_hash is None:  # anchors are fixed at construction
+            anchors = json.dumps([a.model_dump() for a in self._anchors], sort_keys=True)
+            self._prompt_hash = _hash(SCORE_SYSTEM, SCORE_USER, _ANCHORS_INTRO, _DATA_NOT_INSTRUCTIONS, RUBRIC, anchors)
+        return self._prompt_hash
 
     def messages(self, output: Any, criteria: Sequence[str], *, input: str | None = None,
                  context: str | None = None, reference: str | None = None) -> list[dict[str, Any]]:
@@ -592,10 +604,9 @@ class JudgeScore(Metric):
         k = self.samples or llm.settings.samples
         temperature = _judge_temperature(llm, k)
         messages = self.messages(output, criteria, input=input_text, context=context, reference=reference)
-        replies = await asyncio.gather(*(
-            _ask_json(judge, messages, JudgeVerdict, metric=self.name, sample=i, temperature=temperature)
-            for i in range(k)
-        ))
+        asks = [_ask_json(judge, messages, JudgeVerdict, metric=self.name, sample=i, temperature=temperature)
+                for i in range(k)]
+        replies = [await asks[0]] if k == 1 else await asyncio.gather(*asks)
         verdicts = [verdict for verdict, _raw in replies]
         identity = _identity(judge_model, self.prompt_hash(), f"1-5-anchored:{_hash(RUBRIC, length=8)}")
         return _score_result(self.name, verdicts, self.min_score, llm.settings.inconclusive, identity,
