@@ -80,9 +80,9 @@ class Pipeline:
         for job in jobs:
             self.jobs[job.nodeid] = job
         self.progress.total += len(jobs)
-        runtime = self.llm.runtime
-        for job in jobs:
-            job.future = runtime.submit(self._run(job))
+        futures = self.llm.runtime.submit_many([self._run(job) for job in jobs])
+        for job, future in zip(jobs, futures):
+            job.future = future
 
     def ensure(self, job: Job) -> Job:
         """The job for an item, scheduled now if it was not announced in advance."""
@@ -101,11 +101,22 @@ class Pipeline:
             result.error = exc
             self.progress.done += 1
             return result
-        if job.spec.metrics:
+        metrics = job.spec.metrics
+        if len(metrics) == 1:  # most often: no gather, no task of its own
+            try:
+                outcomes: list[Any] = [await metrics[0].aevaluate(result.output, example=job.example, llm=self.llm)]
+            except asyncio.CancelledError:
+                raise
+            except BaseException as exc:  # as gather(return_exceptions=True) would return it
+                outcomes = [exc]
+        elif metrics:
             outcomes = await asyncio.gather(
-                *(metric.aevaluate(result.output, example=job.example, llm=self.llm) for metric in job.spec.metrics),
+                *(metric.aevaluate(result.output, example=job.example, llm=self.llm) for metric in metrics),
                 return_exceptions=True,
             )
+        else:
+            outcomes = []
+        if outcomes:
             from pytest_llmeval.metric import record_result
 
             for outcome in outcomes:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextvars
+import functools
 import sys
 import threading
 from collections.abc import Coroutine
@@ -85,6 +86,21 @@ class Runtime:
         """Schedule a coroutine on the loop from any thread."""
         return asyncio.run_coroutine_threadsafe(coro, self.loop)
 
+    def submit_many(self, coros: list[Coroutine[Any, Any, T]]) -> list[concurrent.futures.Future[T]]:
+        """Schedule many coroutines, in order, with one wake-up of the loop (not one each)."""
+        futures: list[concurrent.futures.Future[T]] = [concurrent.futures.Future() for _ in coros]
+        loop = self.loop
+
+        def start() -> None:
+            for coro, future in zip(coros, futures):
+                if future.set_running_or_notify_cancel():
+                    loop.create_task(coro).add_done_callback(functools.partial(_settle, future))
+                else:
+                    coro.close()
+
+        loop.call_soon_threadsafe(start)
+        return futures
+
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
         """Run a coroutine on the loop and wait for it (not from the loop's own thread)."""
         if self.in_loop_thread():
@@ -126,3 +142,13 @@ class Runtime:
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
             self._executor = None
+
+
+def _settle(future: concurrent.futures.Future[T], task: asyncio.Task[T]) -> None:
+    """Copy a finished task's outcome to the future a thread waits on."""
+    if task.cancelled():
+        future.cancel()
+    elif task.exception() is not None:
+        future.set_exception(task.exception())
+    else:
+        future.set_result(task.result())

@@ -55,6 +55,8 @@ class LLMEvalSession:
         self._datasets: dict[Path, EvalDataset] = {}
         self._markers_known: set[str] = set(self.partitions)
         self._mark_cache: dict[str, pytest.MarkDecorator] = {}
+        # Parsed markers by identity: the items of one test function share its Mark.
+        self._specs: dict[int, tuple[pytest.Mark, collection.LLMEvalSpec]] = {}
         # Additive run-level counters (calls, cache hits, tokens, ...). Each process
         # counts its own; workers ship theirs to the controller, which sums them.
         self.counters: dict[str, float] = {}
@@ -228,7 +230,12 @@ class LLMEvalSession:
         mark = item.get_closest_marker(collection.MARKER)
         if example is None or mark is None:
             return None
-        spec = collection.parse_marker(mark, item.nodeid)
+        known = self._specs.get(id(mark))
+        if known is not None and known[0] is mark:
+            spec = known[1]
+        else:
+            spec = collection.parse_marker(mark, item.nodeid)
+            self._specs[id(mark)] = (mark, spec)
         if spec.task is None:
             return None
         from pytest_llmeval.pipeline import Job
@@ -262,14 +269,19 @@ class LLMEvalSession:
 
     def result_for(self, item: pytest.Item) -> ItemResult:
         """The pipeline's result for an item with ``task=`` (computed now if not yet scheduled)."""
-        job = self._job_for(item)
+        job = self._scheduled_job(item)
         if job is None:
-            raise LLMEvalUsageError(
-                f"{item.nodeid}: eval_output needs task= on the marker, e.g. "
-                "@pytest.mark.llmeval(dataset=..., task=answer) where answer(example, llm) returns the output"
-            )
+            job = self._job_for(item)
+            if job is None:
+                raise LLMEvalUsageError(
+                    f"{item.nodeid}: eval_output needs task= on the marker, e.g. "
+                    "@pytest.mark.llmeval(dataset=..., task=answer) where answer(example, llm) returns the output"
+                )
+            job = self.pipeline.ensure(job)
+        assert job.future is not None
+        if job.future.done():  # the usual case once the pipeline is ahead: no status line to set up
+            return job.future.result()
         pipeline = self.pipeline
-        job = pipeline.ensure(job)
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
         show = None
         if reporter is not None and settings.resolve(self.config, "progress") and not self.is_worker:
@@ -283,17 +295,25 @@ class LLMEvalSession:
             if show is not None:
                 show.clear()  # type: ignore[attr-defined]
 
+    def _scheduled_job(self, item: pytest.Item) -> Job | None:
+        """The item's job, if the pipeline has already scheduled it."""
+        if self._pipeline is None:
+            return None
+        job = self._pipeline.jobs.get(item.nodeid)
+        return job if job is not None and job.future is not None else None
+
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, None, None]:
         if example_of(item) is None:
             return (yield)
-        token = current_item.set(self.item_context(item))
+        job = self._scheduled_job(item)
+        token = current_item.set(job.context if job is not None else self.item_context(item))
         try:
             result = yield
         finally:
             current_item.reset(token)
-        job = self.pipeline.jobs.get(item.nodeid) if self._pipeline is not None else None
-        if job is not None and job.future is not None and job.spec.metrics:
+        job = job or self._scheduled_job(item)  # eval_output may have scheduled it just now
+        if job is not None and job.spec.metrics:
             # Wait even when the body never asked for eval_output: a declared metric
             # that failed must fail its item whatever the body did.
             _fail_on_declared_metrics(self.pipeline.wait(job))
