@@ -9,9 +9,11 @@ process, and lets identical in-flight requests be shared instead of sent twice.
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import contextvars
 import functools
+import queue
 import sys
 import threading
 from collections.abc import Coroutine
@@ -32,6 +34,13 @@ T = TypeVar("T")
 LOOP_SWITCH_INTERVAL_S = 0.001
 
 
+# How long queued sync user code may wait with no thread of the pool finishing
+# anything before the pool adds threads: long enough that threads busy with CPU work
+# (a warm run, where every call is a cache hit) are not mistaken for blocked ones,
+# short against the latency of the model calls that block them in a cold run.
+POOL_GROW_AFTER_S = 0.02
+
+
 class Runtime:
     """A lazily started event loop thread plus a thread pool for sync user code."""
 
@@ -39,7 +48,7 @@ class Runtime:
         self._threads = threads
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
-        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
+        self._pool: _Pool | None = None
         self._lock = threading.Lock()
         self._saved_switch_interval: float | None = None
 
@@ -62,16 +71,6 @@ class Runtime:
                     self._thread = thread
                     self._loop = loop
         return self._loop
-
-    @property
-    def executor(self) -> concurrent.futures.ThreadPoolExecutor:
-        if self._executor is None:
-            with self._lock:
-                if self._executor is None:
-                    self._executor = concurrent.futures.ThreadPoolExecutor(
-                        max_workers=self._threads, thread_name_prefix="llmeval-task"
-                    )
-        return self._executor
 
     def favour_loop(self) -> None:
         """Hand the GIL to the loop sooner, until :meth:`close` (called when requests start)."""
@@ -112,9 +111,13 @@ class Runtime:
         return self.submit(coro).result()
 
     async def to_thread(self, fn: Any, *args: Any) -> Any:
-        """Run sync user code in the pool, keeping the caller's context (the current item)."""
-        ctx = contextvars.copy_context()
-        return await asyncio.get_running_loop().run_in_executor(self.executor, ctx.run, fn, *args)
+        """Run sync user code in the pool, keeping the caller's context (the current item).
+
+        Call from the loop's thread.
+        """
+        if self._pool is None:
+            self._pool = _Pool(self.loop, self._threads)
+        return await self._pool.run(contextvars.copy_context(), fn, args)
 
     def close(self) -> None:
         loop, self._loop = self._loop, None
@@ -139,9 +142,9 @@ class Runtime:
         if self._saved_switch_interval is not None:
             sys.setswitchinterval(self._saved_switch_interval)
             self._saved_switch_interval = None
-        if self._executor is not None:
-            self._executor.shutdown(wait=False, cancel_futures=True)
-            self._executor = None
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
 
 
 def _settle(future: concurrent.futures.Future[T], task: asyncio.Task[T]) -> None:
@@ -152,3 +155,97 @@ def _settle(future: concurrent.futures.Future[T], task: asyncio.Task[T]) -> None
         future.set_exception(task.exception())
     else:
         future.set_result(task.result())
+
+
+class _Pool:
+    """Threads for sync user code (``task=`` functions), run on behalf of the loop.
+
+    Unlike ``ThreadPoolExecutor``, which starts a thread for each call submitted while
+    none is idle, it grows only when its threads stop finishing work: sync tasks
+    blocked on model calls (a cold run) get up to ``size`` threads within
+    ``POOL_GROW_AFTER_S``, while tasks answered from the cache (a warm run) stay on one
+    thread instead of a score of threads contending for the GIL. Results go back to
+    the loop in batches: one wake-up of the loop for whatever finished meanwhile.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, size: int) -> None:
+        self._loop = loop
+        self._size = max(1, size)
+        self._queue: queue.SimpleQueue[tuple[Any, ...] | None] = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+        self._finished: collections.deque[tuple[asyncio.Future[Any], BaseException | None, Any]] = (
+            collections.deque())
+        self._completed = 0  # calls finished so far: the pool grows when this stalls
+        self._drain_pending = False
+        self._check_pending = False
+        self._closed = False
+
+    def run(self, ctx: contextvars.Context, fn: Any, args: tuple[Any, ...]) -> asyncio.Future[Any]:
+        """Queue ``fn(*args)`` (loop thread only); the future is settled on the loop."""
+        future = self._loop.create_future()
+        self._queue.put((future, ctx, fn, args))
+        if not self._threads:
+            self._add_threads(1)
+        elif len(self._threads) < self._size and not self._check_pending:
+            self._check_pending = True
+            self._loop.call_later(POOL_GROW_AFTER_S, self._grow_if_stalled, self._completed)
+        return future
+
+    def _grow_if_stalled(self, completed_then: int) -> None:
+        self._check_pending = False
+        waiting = self._queue.qsize()
+        if self._closed or not waiting:
+            return
+        if self._completed == completed_then:  # nothing finished: the threads are blocked
+            self._add_threads(min(waiting, self._size - len(self._threads)))
+        if len(self._threads) < self._size:
+            self._check_pending = True
+            self._loop.call_later(POOL_GROW_AFTER_S, self._grow_if_stalled, self._completed)
+
+    def _add_threads(self, count: int) -> None:
+        for _ in range(count):
+            thread = threading.Thread(target=self._work, name=f"llmeval-task-{len(self._threads)}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def _work(self) -> None:
+        while True:
+            job = self._queue.get()
+            if job is None:
+                return
+            future, ctx, fn, args = job
+            try:
+                outcome: tuple[Any, BaseException | None, Any] = (future, None, ctx.run(fn, *args))
+            except BaseException as exc:  # handed to the awaiting task, like run_in_executor
+                outcome = (future, exc, None)
+            del job, fn, args, ctx
+            self._finished.append(outcome)
+            self._completed += 1
+            if not self._drain_pending:
+                self._drain_pending = True
+                try:
+                    self._loop.call_soon_threadsafe(self._drain)
+                except RuntimeError:  # the loop is closed: nobody waits for the result
+                    return
+
+    def _drain(self) -> None:
+        self._drain_pending = False  # before draining: a result added from now on schedules another drain
+        while self._finished:
+            future, error, value = self._finished.popleft()
+            if future.cancelled():
+                continue
+            if error is not None:
+                future.set_exception(error)
+            else:
+                future.set_result(value)
+
+    def close(self) -> None:
+        """Stop the threads once they finish what they run (queued calls are dropped)."""
+        self._closed = True
+        while True:
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                break
+        for _ in self._threads:
+            self._queue.put(None)
