@@ -197,7 +197,9 @@ class _Pool:
         if self._closed or not waiting:
             return
         if self._completed == completed_then:  # nothing finished: the threads are blocked
-            self._add_threads(min(waiting, self._size - len(self._threads)))
+            # Doubling reaches any size in a few steps (20 threads: 100 ms) while a lone
+            # stall, such as a first call opening the cache, adds one thread, not twenty.
+            self._add_threads(min(waiting, len(self._threads), self._size - len(self._threads)))
         if len(self._threads) < self._size:
             self._check_pending = True
             self._loop.call_later(POOL_GROW_AFTER_S, self._grow_if_stalled, self._completed)
