@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 MARKER = "llmeval"
 ALLOWED_KEYWORDS: tuple[str, ...] = ("dataset", "partitions", "tags", "task", "metrics")
-# The fixture that carries each item's example; parametrized indirectly.
+# The argument that carries each item's example (a direct parameter of each item).
 EXAMPLE_ARG = "eval_example"
 
 

@@ -65,14 +65,12 @@ def eval_example(request: pytest.FixtureRequest) -> EvalExample:
     Fields: ``id``, ``partition``, ``input``, ``expected_output``, ``context``,
     ``criteria``, ``tags``, ``metadata``.
     """
-    param = getattr(request, "param", None)
-    if param is None:
-        pytest.fail(
-            f"{request.node.nodeid}: the eval_example fixture is only available in tests marked "
-            "@pytest.mark.llmeval(dataset=...)",
-            pytrace=False,
-        )
-    return param
+    # Marked tests get their example as a parameter, which overrides this fixture.
+    pytest.fail(
+        f"{request.node.nodeid}: the eval_example fixture is only available in tests marked "
+        "@pytest.mark.llmeval(dataset=...)",
+        pytrace=False,
+    )
 
 
 @pytest.fixture

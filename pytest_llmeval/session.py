@@ -84,7 +84,7 @@ class LLMEvalSession:
         self, collector: pytest.Module | pytest.Class, name: str, obj: object
     ) -> Generator[None, Any, Any]:
         if collector.istestfunction(obj, name) and collection.has_marker(collector, obj):
-            # The example is parametrized indirectly, so its fixture must be in the
+            # The example is a parameter of every item, so it must be in the fixture
             # closure even when the test only asks for eval_output or llm.
             pytest.mark.usefixtures(collection.EXAMPLE_ARG)(obj)
         try:
@@ -101,7 +101,10 @@ class LLMEvalSession:
         dataset = self.load_dataset(collection.dataset_path(metafunc.definition.path, spec.dataset))
         examples = collection.select(dataset.examples, spec, where, self.partitions)
         params = [pytest.param(e, id=e.id, marks=self._marks_for(e)) for e in examples]
-        metafunc.parametrize(collection.EXAMPLE_ARG, params, indirect=True)
+        # Direct, not through the eval_example fixture: pytest then hands each item its
+        # example without running a fixture function and building its request for it
+        # (~20 us an item). The fixture remains for tests that are not marked.
+        metafunc.parametrize(collection.EXAMPLE_ARG, params)
 
     def load_dataset(self, path: Path) -> EvalDataset:
         """Load a dataset once per session; errors name the file relative to the rootdir."""
