@@ -65,6 +65,9 @@ _TOKEN_COUNT_SUFFIX = "_tokens"
 _DURATION_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
 
+# Decodes the response part of a stored entry (ResponseCache.get).
+_DECODER = json.JSONDecoder()
+
 # The fields of one stored entry, and of one line of an export file.
 _ENTRY_FIELDS = ("created_at", "key", "request", "response")
 
@@ -301,19 +304,26 @@ class ResponseCache:
 
     def entry(self, key: str) -> dict[str, Any] | None:
         """The stored entry for ``key`` (request, response, created_at), or ``None``."""
+        return _decode_entry(self._cache.get(key))
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        """The cached response for ``key``, or ``None`` on a miss (or a damaged response)."""
         text = self._cache.get(key)
         if not isinstance(text, str):
             return None
-        try:
-            entry = json.loads(text)
-        except ValueError:
-            # A damaged entry is a miss: the next call records it again.
-            return None
-        return entry if isinstance(entry, dict) else None
-
-    def get(self, key: str) -> dict[str, Any] | None:
-        """The cached response for ``key``, or ``None`` on a miss."""
-        entry = self.entry(key)
+        # Entries are canonical JSON (keys sorted), so "response" is the last member of
+        # the object. Decoding it alone skips the request, most of a judge call's entry.
+        # Inside JSON strings every quote is escaped, so this pattern is a real key; if
+        # it is one nested in the response, its value ends before the entry does.
+        start = text.rfind(',"response":')
+        if start != -1:
+            try:
+                response, end = _DECODER.raw_decode(text, start + len(',"response":'))
+            except ValueError:
+                end = -1
+            if end == len(text) - 1 and text[end] == "}" and isinstance(response, dict):
+                return response
+        entry = _decode_entry(text)
         return None if entry is None else entry.get("response")
 
     def set(self, key: str, request: dict[str, Any], response: dict[str, Any]) -> None:
@@ -449,6 +459,17 @@ class ResponseCache:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+def _decode_entry(text: Any) -> dict[str, Any] | None:
+    """A stored entry from its JSON text; ``None`` when absent or damaged (a miss: the next call records it again)."""
+    if not isinstance(text, str):
+        return None
+    try:
+        entry = json.loads(text)
+    except ValueError:
+        return None
+    return entry if isinstance(entry, dict) else None
 
 
 def _parse_export_line(where: str, line: str) -> tuple[str, dict[str, Any]]:

@@ -224,6 +224,38 @@ def test_get_set_and_two_samples_are_distinct_entries(tmp_path: Path) -> None:
         assert len(cache) == 2
 
 
+@pytest.mark.parametrize(
+    "response",
+    [
+        pytest.param({"text": 'says ,"response": {"x": 1}} inside a string', "usage": {}}, id="pattern-in-string"),
+        pytest.param({"text": "a", "tool_calls": [{"id": "c1", "response": {"ok": True}}]}, id="nested-response-key"),
+        pytest.param({"text": "a", "z": {"a": 1, "response": {"ok": True}}}, id="nested-response-key-last"),
+    ],
+)
+def test_get_returns_the_top_level_response_whatever_it_contains(tmp_path: Path, response: dict[str, Any]) -> None:
+    request = chat(payload=[{"role": "user", "content": 'a prompt quoting ,"response": {}'}])
+    with ResponseCache(tmp_path) as cache:
+        cache.set(request_key(request), request, response)
+        assert cache.get(request_key(request)) == response
+
+
+def test_a_damaged_response_is_a_miss(tmp_path: Path) -> None:
+    request = chat()
+    key = request_key(request)
+    with ResponseCache(tmp_path) as cache:
+        cache.set(key, request, {"text": "a"})
+        text = cache._cache.get(key)
+        for damaged in (text[:-1], text.replace('{"text":"a"}', '{"text":"a"')):
+            cache._cache.set(key, damaged)
+            assert cache.get(key) is None
+            assert cache.entry(key) is None
+        # get() reads only the response; readers of whole entries (stats, export) skip
+        # one whose request part is damaged.
+        cache._cache.set(key, text.replace('"request":', '"request":{', 1))
+        assert cache.get(key) == {"text": "a"}
+        assert cache.entry(key) is None
+
+
 def test_set_refuses_a_wrong_key_or_a_credential(tmp_path: Path) -> None:
     request = chat()
     with ResponseCache(tmp_path) as cache:
