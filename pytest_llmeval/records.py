@@ -63,8 +63,8 @@ class Record:
             raise ValueError(f"add_metric: name must be a non-empty string, got {name!r}")
         if value is not None and not isinstance(value, (int, float)):
             raise TypeError(f"add_metric({name!r}): value must be a number or None, got {type(value).__name__}")
-        entry: dict[str, Any] = {"value": None if value is None else float(value), "passed": passed}
-        entry.update(plain(details))
+        # Made plain here, once, so that to_dict (for every item) only copies.
+        entry: dict[str, Any] = plain({"value": None if value is None else float(value), "passed": passed, **details})
         self.metrics[name] = entry
 
     def to_dict(self) -> dict[str, Any]:
@@ -75,7 +75,7 @@ class Record:
             "partition": self.partition,
             "tags": list(self.tags),
             "outcome": self.outcome,
-            "metrics": plain(self.metrics),
+            "metrics": {name: dict(entry) for name, entry in self.metrics.items()},  # plain since add_metric
             "duration_s": round(float(self.duration_s), 6),
             "message": self.message,
         }

@@ -13,7 +13,6 @@ set it.
 
 from __future__ import annotations
 
-from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -93,10 +92,12 @@ class VerdictPlugin:
 
     # --- running: metrics become JUnit properties on the process that runs the item ------------
 
-    @pytest.hookimpl(wrapper=True)
-    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
-        # Before the teardown report is made: it copies item.user_properties, rides to
-        # the controller, and junitxml writes the properties of teardown reports.
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> None:
+        # Before the teardown report is made (returning None lets pytest make it): it
+        # copies item.user_properties, rides to the controller, and junitxml writes the
+        # properties of teardown reports. Not a wrapper: this runs for every phase of
+        # every item, and only acts on one.
         if call.when == "teardown" and example_of(item) is not None:
             record = self.session.record_for(item)
             item.user_properties.append((PROPERTY_PREFIX + "partition", record.partition))
@@ -105,7 +106,6 @@ class VerdictPlugin:
                     item.user_properties.append((PROPERTY_PREFIX + name, entry["value"]))
                 if entry.get("passed") is not None:
                     item.user_properties.append((f"{PROPERTY_PREFIX}{name}.passed", entry["passed"]))
-        return (yield)
 
     # --- controller: count failures as pytest does ----------------------------------------------
 
