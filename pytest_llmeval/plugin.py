@@ -1,6 +1,7 @@
 """The pytest entry point (``pytest11: llmeval``): options, markers, fixtures.
 
-Deliberately thin: it registers things and delegates to :mod:`pytest_llmeval.session`.
+Deliberately thin: it registers things and delegates to :mod:`pytest_llmeval.session`
+(where ``eval_output`` is defined, on the session object: see there).
 Importing it must not import litellm, scipy, numpy, diskcache or pydantic, so a
 project with no evals pays next to nothing for having the plugin installed.
 """
@@ -100,15 +101,3 @@ def llm(request: pytest.FixtureRequest) -> LLMClient:
 def judge(request: pytest.FixtureRequest) -> LLMClient:
     """The model client bound to the judge model (``--llmeval-judge-model``; default: the model under test)."""
     return get_session(request.config).client.judge()
-
-
-@pytest.fixture
-def eval_output(request: pytest.FixtureRequest, eval_example: EvalExample) -> object:
-    """This item's output from the marker's ``task=`` (computed ahead, concurrently with other items).
-
-    If the task raised, or its model call failed for good, the item errors here.
-    """
-    result = get_session(request.config).result_for(request.node)
-    if result.error is not None:
-        raise result.error
-    return result.output

@@ -63,6 +63,7 @@ class LLMEvalSession:
         self._count_lock = threading.Lock()
         self.latencies: list[float] = []
         self._client: LLMClient | None = None
+        self._running_item: pytest.Item | None = None  # the item being set up or run
         self._pipeline: Pipeline | None = None
         # Set by the controller's xdist hooks: workers run a fixed share of the items
         # (index % workercount == worker index), so each can prefetch exactly its own.
@@ -304,6 +305,26 @@ class LLMEvalSession:
             return None
         job = self._pipeline.jobs.get(item.nodeid)
         return job if job is not None and job.future is not None else None
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        self._running_item = item
+
+    # A fixture of the registered session object rather than of the plugin module: it
+    # finds the session as ``self`` and its item from the hook above, with no `request`
+    # argument, for which pytest would build a fixture definition (inspect.signature
+    # included) at every item's setup.
+    @pytest.fixture
+    def eval_output(self, eval_example: EvalExample) -> object:
+        """This item's output from the marker's ``task=`` (computed ahead, concurrently with other items).
+
+        If the task raised, or its model call failed for good, the item errors here.
+        """
+        assert self._running_item is not None
+        result = self.result_for(self._running_item)
+        if result.error is not None:
+            raise result.error
+        return result.output
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, None, None]:

@@ -210,6 +210,7 @@ def test_fixtures_are_documented(pytester: pytest.Pytester) -> None:
             "*add_metric(name, value, passed=None)*",
         ]
     )
+    result.stdout.fnmatch_lines(["eval_output -- *", "*output from the marker's ``task=``*"])
 
 
 def test_eval_example_outside_the_marker_fails_clearly(pytester: pytest.Pytester) -> None:
