@@ -177,6 +177,7 @@ class _Engine:
         if self._writer is not None:
             self._writer.close()  # every answer received is on disk before the cache closes
             self._writer = None
+            self._cache.checkpoint()  # this run wrote: leave no write-ahead log behind
         if self._cache is not None:
             self._cache.close()
             self._cache = None

@@ -9,6 +9,7 @@ end to end. Backoff constants are patched small so retries cost milliseconds.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
 import threading
 import time
@@ -456,6 +457,20 @@ def test_cache_refresh_always_calls_and_overwrites(make_client: MakeClient, mock
     assert hit.cached is True
     assert hit.text == "newest answer"
     assert mock_llm.count(CHAT) == 3
+
+
+def test_a_recording_run_leaves_no_write_ahead_log(make_client: MakeClient, cache_dir: Path) -> None:
+    # Threads that read the cache keep their SQLite connections open past close(), as a
+    # run's task pool does; SQLite then never folds the log in by itself, and the next
+    # run would read through every entry this one wrote.
+    client, _ = make_client()
+    with concurrent.futures.ThreadPoolExecutor(4) as threads:
+        assert len(list(threads.map(lambda i: client(f"question {i}"), range(8)))) == 8
+        client.close()
+        wal = cache_dir / "cache.db-wal"
+        assert not wal.exists() or wal.stat().st_size == 0
+        reader, _ = make_client(cache_mode="replay")
+        assert reader("question 3").cached  # everything written is in the database itself
 
 
 def test_cache_replay_serves_hits_and_fails_on_miss(make_client: MakeClient, mock_llm: MockLLMServer) -> None:
