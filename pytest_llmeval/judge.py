@@ -482,20 +482,26 @@ def model_family(model: str) -> str:
     return match.group(0) if match else name
 
 
-# (judge model, model under test) pairs already warned about. Process-wide by nature: the
-# warning is about the run's configuration, and repeating it per item would drown the output.
+# (judge model, model under test) pairs already checked, and warned about if of one family.
+# Process-wide by nature: the warning is about the run's configuration, and repeating it
+# per item would drown the output.
 _WARNED_PAIRS: set[tuple[str, str]] = set()
 
 
 def _warn_if_same_family(llm: LLMClient, judge_model: str) -> None:
+    configured = llm.settings.model
+    if (judge_model, configured) in _WARNED_PAIRS:  # every judge call asks: answer once
+        return
     try:
-        under_test = llm.with_model(llm.settings.model).model
+        under_test = llm.with_model(configured).model
     except LLMCallError:
         return  # no model under test configured: nothing to compare with
     pair = (judge_model, under_test)
-    if pair in _WARNED_PAIRS or model_family(judge_model) != model_family(under_test):
+    if pair in _WARNED_PAIRS:
         return
     _WARNED_PAIRS.add(pair)
+    if model_family(judge_model) != model_family(under_test):
+        return
     same = "is the model under test" if judge_model == under_test else (
         f"is of the same family ({model_family(judge_model)!r}) as the model under test {under_test!r}")
     warnings.warn(LLMEvalWarning(

@@ -231,8 +231,10 @@ class LLMEvalSession:
 
     def _job_for(self, item: pytest.Item) -> Job | None:
         example = example_of(item)
+        if example is None:
+            return None
         mark = item.get_closest_marker(collection.MARKER)
-        if example is None or mark is None:
+        if mark is None:
             return None
         known = self._specs.get(id(mark))
         if known is not None and known[0] is mark:
@@ -244,7 +246,8 @@ class LLMEvalSession:
             return None
         from pytest_llmeval.pipeline import Job
 
-        return Job(item.nodeid, spec, example, self.record_for(item), self.item_context(item))
+        context = self.item_context(item)
+        return Job(item.nodeid, spec, example, context.record, context)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtestloop(self, session: pytest.Session) -> None:
