@@ -245,7 +245,7 @@ def main() -> int:
             without.append(run_pytest([*base, "-p", "no:llmeval"], noeval, env).wall_s)
         added_ms = 1000 * (statistics.median(with_plugin) - statistics.median(without))
         rows.append(["no evals", "-", "-", "1", "-", "-", f"{statistics.median(with_plugin):.2f}",
-                     f"{statistics.median(without):.2f}**", f"+{added_ms:.0f} ms", "0", "-", "-"])
+                     f"{statistics.median(without):.2f}**", f"{added_ms:+.0f} ms", "0", "-", "-"])
         notes.append("** no evals: the plugin's cost is the median wall time with it minus without it "
                      "(-p no:llmeval), 7 runs each; the run asserts litellm was not imported")
     finally:
