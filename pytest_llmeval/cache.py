@@ -183,6 +183,38 @@ def _key_of(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+class FrozenJSON(dict):  # type: ignore[type-arg]
+    """A JSON object that is the same on every call, serialised once (canonically).
+
+    For parameters sent with many requests, such as the verdict schema of every judge
+    call: keying a request splices ``text`` in rather than serialising the object
+    again. It must not change, so it refuses changes at its top level; the client
+    hands litellm a fresh copy (``thawed``), which litellm may change as it likes.
+    """
+
+    __slots__ = ("text",)
+
+    def __init__(self, value: Mapping[str, Any]) -> None:
+        text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        super().__init__(json.loads(text))
+        self.text = text
+
+    def thawed(self) -> dict[str, Any]:
+        """A plain, independent copy."""
+        result: dict[str, Any] = json.loads(self.text)
+        return result
+
+    def _read_only(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError("FrozenJSON is read-only; use thawed() for a copy to change")
+
+    __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = __ior__ = _read_only  # type: ignore[assignment]
+
+
+# Stands in for a FrozenJSON value while a request is serialised; its JSON form is then
+# replaced by the value's text. The random part keeps any real string from matching.
+_FROZEN_MARK = f"\x00llmeval-frozen-{os.urandom(8).hex()}-"
+
+
 class PreparedRequest:
     """A canonical request and its cache key, from one serialisation of what the caller passed.
 
@@ -201,6 +233,9 @@ class PreparedRequest:
         self.model = model
         self._data: dict[str, Any] | None = None
         kept = {name: value for name, value in params.items() if not is_credential_name(name)}
+        frozen = {f"{_FROZEN_MARK}{name}": value for name, value in kept.items() if type(value) is FrozenJSON}
+        if frozen:
+            kept = {name: f"{_FROZEN_MARK}{name}" if type(value) is FrozenJSON else value for name, value in kept.items()}
         text = None
         if _str_keys_only(payload) and _str_keys_only(kept):
             # Serialising the caller's values directly gives the canonical text of the copy
@@ -214,6 +249,9 @@ class PreparedRequest:
                                   ensure_ascii=False, allow_nan=False)
             except (TypeError, ValueError):
                 text = None  # canonical_request raises the error that names the bad part
+            for mark, value in frozen.items():
+                if text is not None:
+                    text = text.replace(json.dumps(mark, ensure_ascii=False), value.text, 1)
         if text is None:
             self._data = canonical_request(kind, model, api_base, payload_key, payload, params, sample)
             text = _canonical_json({**self._data, "v": CACHE_FORMAT_VERSION})

@@ -168,7 +168,10 @@ class _Engine:
         litellm = self.litellm
         if model.startswith(LOCAL_PREFIX):
             _register_local()
-        kwargs = dict(params, timeout=self.settings.timeout, num_retries=0, max_retries=0)
+        from pytest_llmeval.cache import FrozenJSON
+
+        kwargs = {name: value.thawed() if type(value) is FrozenJSON else value for name, value in params.items()}
+        kwargs.update(timeout=self.settings.timeout, num_retries=0, max_retries=0)
         if api_base:
             kwargs["api_base"] = api_base
         return litellm, kwargs

@@ -347,21 +347,22 @@ def _output_mode(model: str) -> Literal["schema", "json", "text"]:
     return "text"
 
 
-def _response_format(mode: str, schema: type[BaseModel]) -> dict[str, Any]:
-    """The ``response_format`` parameter for a mode (plain data: it is part of the cache key)."""
-    if mode == "schema":
-        # A fresh copy each time: litellm may adjust what it is given.
-        return {"response_format": {"type": "json_schema",
-                                    "json_schema": {"name": schema.__name__, "schema": json.loads(_schema_text(schema))}}}
-    if mode == "json":
-        return {"response_format": {"type": "json_object"}}
-    return {}
-
-
 @functools.lru_cache(maxsize=16)
-def _schema_text(schema: type[BaseModel]) -> str:
-    """A verdict model's JSON schema (pydantic takes ~0.1 ms to generate it; every judge call needs it)."""
-    return json.dumps(schema.model_json_schema())
+def _response_format(mode: str, schema: type[BaseModel]) -> dict[str, Any]:
+    """The ``response_format`` parameter for a mode (plain data: it is part of the cache key).
+
+    Built once per mode and verdict model: pydantic takes ~0.1 ms to generate a schema,
+    and as a ``FrozenJSON`` it is not serialised again for every request's key (the
+    client gives litellm its own copy).
+    """
+    from pytest_llmeval.cache import FrozenJSON
+
+    if mode == "schema":
+        return {"response_format": FrozenJSON({"type": "json_schema", "json_schema": {
+            "name": schema.__name__, "schema": schema.model_json_schema()}})}
+    if mode == "json":
+        return {"response_format": FrozenJSON({"type": "json_object"})}
+    return {}
 
 
 def _first_json_object(text: str) -> Any:

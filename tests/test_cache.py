@@ -15,6 +15,7 @@ import pytest
 
 from pytest_llmeval import cache as cache_module
 from pytest_llmeval.cache import (
+    FrozenJSON,
     PreparedRequest,
     ResponseCache,
     cache_exists,
@@ -117,6 +118,11 @@ def test_key_is_stable_across_param_order_and_floats_are_kept_as_given() -> None
         pytest.param(MESSAGES, {"logit_bias": {10: -100, 9: 5}}, id="int-keys-sorted-as-text"),
         pytest.param(MESSAGES, {"stop": {"b", "a"}}, id="set"),
         pytest.param(MESSAGES, {"api_key": "sk-secret", "extra_body": {"x": [1.5, None, True]}}, id="credential"),
+        pytest.param(MESSAGES, {"response_format": FrozenJSON({"type": "json_schema", "json_schema": {
+            "name": "V", "schema": {"properties": {"b": {"type": "integer"}, "a": {"type": "string"}}}}}),
+            "temperature": 0.0}, id="frozen-json"),
+        pytest.param([{"role": "user", "content": "FrozenJSON twice"}],
+                     {"a": FrozenJSON({"x": [1, "é"]}), "z": FrozenJSON({"y": None})}, id="two-frozen"),
     ],
 )
 def test_prepared_request_keys_and_stores_exactly_what_canonical_request_does(payload: Any, params: Any) -> None:
@@ -128,6 +134,18 @@ def test_prepared_request_keys_and_stores_exactly_what_canonical_request_does(pa
     assert prepared.key == request_key(expected)
     assert prepared.data == expected
     assert request_key(prepared.data) == prepared.key  # what cache import checks
+
+
+def test_frozen_json_refuses_changes_and_thaws_into_an_independent_copy() -> None:
+    frozen = FrozenJSON({"b": {"n": 1}, "a": [1, 2]})
+    assert frozen == {"a": [1, 2], "b": {"n": 1}} and frozen.text == '{"a":[1,2],"b":{"n":1}}'
+    for change in (lambda: frozen.__setitem__("c", 1), lambda: frozen.pop("a"), lambda: frozen.update(c=1),
+                   frozen.clear):
+        with pytest.raises(TypeError, match="read-only"):
+            change()
+    copy = frozen.thawed()
+    copy["b"]["n"] = 2
+    assert type(copy) is dict and frozen["b"]["n"] == 1
 
 
 def test_prepared_request_names_the_bad_parameter_as_canonical_request_does() -> None:
