@@ -27,7 +27,7 @@ import re
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterable, Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -248,9 +248,9 @@ class PreparedRequest:
                 text = json.dumps(raw, default=_to_json, sort_keys=True, separators=(",", ":"),
                                   ensure_ascii=False, allow_nan=False)
             except (TypeError, ValueError):
-                text = None  # canonical_request raises the error that names the bad part
-            for mark, value in frozen.items():
-                if text is not None:
+                pass  # canonical_request raises the error that names the bad part
+            else:
+                for mark, value in frozen.items():
                     text = text.replace(json.dumps(mark, ensure_ascii=False), value.text, 1)
         if text is None:
             self._data = canonical_request(kind, model, api_base, payload_key, payload, params, sample)

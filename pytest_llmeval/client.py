@@ -135,8 +135,6 @@ class _Engine:
             # reach, they are no longer traversed by each full collection during the
             # run, nor at exit (1.8 s -> 0.3 s from the summary to the process's end).
             gc.freeze()
-            from pytest_llmeval import slots
-
             slots.install()
             self._litellm = litellm
         return self._litellm
@@ -255,7 +253,7 @@ class _Engine:
         while True:
             requests = self._bound("requests")
             async with self._bound("calls"):
-                if model in self._http_models:
+                if self.http_gated(model):
                     # The slot is taken inside httpx, around the request only. The budget is
                     # checked again once it is ours: calls queued before the budget ran out
                     # must not all slip through together.

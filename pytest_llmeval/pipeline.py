@@ -109,13 +109,11 @@ class Pipeline:
                 raise
             except BaseException as exc:  # as gather(return_exceptions=True) would return it
                 outcomes = [exc]
-        elif metrics:
+        else:
             outcomes = await asyncio.gather(
                 *(metric.aevaluate(result.output, example=job.example, llm=self.llm) for metric in metrics),
                 return_exceptions=True,
             )
-        else:
-            outcomes = []
         if outcomes:
             from pytest_llmeval.metric import record_result
 

@@ -161,10 +161,10 @@ class _Pool:
     """Threads for sync user code (``task=`` functions), run on behalf of the loop.
 
     Unlike ``ThreadPoolExecutor``, which starts a thread for each call submitted while
-    none is idle, it grows only when its threads stop finishing work: sync tasks
-    blocked on model calls (a cold run) get up to ``size`` threads within
-    ``POOL_GROW_AFTER_S``, while tasks answered from the cache (a warm run) stay on one
-    thread instead of a score of threads contending for the GIL. Results go back to
+    none is idle, it grows only when its threads stop finishing work, doubling at each
+    ``POOL_GROW_AFTER_S`` without progress: sync tasks blocked on model calls (a cold
+    run) soon get all ``size`` threads, while tasks answered from the cache (a warm run)
+    stay on one or two threads instead of a score of threads contending for the GIL. Results go back to
     the loop in batches: one wake-up of the loop for whatever finished meanwhile.
     """
 
