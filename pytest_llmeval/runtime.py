@@ -11,12 +11,13 @@ from __future__ import annotations
 import asyncio
 import collections
 import concurrent.futures
+import contextlib
 import contextvars
 import functools
 import queue
 import sys
 import threading
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
 from typing import Any, TypeVar
 
 from pytest_llmeval.context import ItemContext, current_item
@@ -34,11 +35,15 @@ T = TypeVar("T")
 LOOP_SWITCH_INTERVAL_S = 0.001
 
 
-# How long queued sync user code may wait with no thread of the pool finishing
-# anything before the pool adds threads: long enough that threads busy with CPU work
-# (a warm run, where every call is a cache hit) are not mistaken for blocked ones,
-# short against the latency of the model calls that block them in a cold run.
+# The pool checks this often whether to add threads. It adds them at once when every
+# thread is waiting for a model call (a cold run: that is what blocks sync tasks). It
+# adds them only after POOL_STALL_S with nothing finished when the threads wait for
+# something else (a sync task that sleeps or reads a socket of its own). Threads busy
+# with CPU work, as in a warm run where every call is a cache hit, keep finishing
+# calls, and so never look stalled for that long, even when they must share the GIL
+# with pytest's thread and the loop.
 POOL_GROW_AFTER_S = 0.02
+POOL_STALL_S = 0.25
 
 
 class Runtime:
@@ -108,7 +113,12 @@ class Runtime:
                 "a synchronous llm(...) call was made from async code running on pytest-llmeval's loop; "
                 "use `await llm.acomplete(...)` there instead"
             )
-        return self.submit(coro).result()
+        future = self.submit(coro)
+        pool = self._pool
+        if pool is None or not pool.owns_current_thread():
+            return future.result()
+        with pool.waiting_for_loop():  # a pool thread blocked on a model call: the pool may grow
+            return future.result()
 
     async def to_thread(self, fn: Any, *args: Any) -> Any:
         """Run sync user code in the pool, keeping the caller's context (the current item).
@@ -161,11 +171,12 @@ class _Pool:
     """Threads for sync user code (``task=`` functions), run on behalf of the loop.
 
     Unlike ``ThreadPoolExecutor``, which starts a thread for each call submitted while
-    none is idle, it grows only when its threads stop finishing work, doubling at each
-    ``POOL_GROW_AFTER_S`` without progress: sync tasks blocked on model calls (a cold
-    run) soon get all ``size`` threads, while tasks answered from the cache (a warm run)
-    stay on one or two threads instead of a score of threads contending for the GIL. Results go back to
-    the loop in batches: one wake-up of the loop for whatever finished meanwhile.
+    none is idle, it grows only when its threads are blocked. It doubles whenever all
+    its threads wait for model calls (a cold run, checked every ``POOL_GROW_AFTER_S``),
+    or after ``POOL_STALL_S`` with nothing finished (sync code blocked on something
+    else). Tasks answered from the cache (a warm run) stay on one thread instead of a
+    score of threads contending for the GIL. Results go back to the loop in batches:
+    one wake-up of the loop for whatever finished meanwhile.
     """
 
     def __init__(self, loop: asyncio.AbstractEventLoop, size: int) -> None:
@@ -176,6 +187,9 @@ class _Pool:
         self._finished: collections.deque[tuple[asyncio.Future[Any], BaseException | None, Any]] = (
             collections.deque())
         self._completed = 0  # calls finished so far: the pool grows when this stalls
+        self._waiting = 0  # threads blocked on a call they handed to the loop (a model call)
+        self._lock = threading.Lock()
+        self._since = 0.0  # loop time of the last completion seen by _grow_if_stalled
         self._drain_pending = False
         self._check_pending = False
         self._closed = False
@@ -188,18 +202,37 @@ class _Pool:
             self._add_threads(1)
         elif len(self._threads) < self._size and not self._check_pending:
             self._check_pending = True
+            self._since = self._loop.time()
             self._loop.call_later(POOL_GROW_AFTER_S, self._grow_if_stalled, self._completed)
         return future
+
+    def owns_current_thread(self) -> bool:
+        return threading.current_thread() in self._threads
+
+    @contextlib.contextmanager
+    def waiting_for_loop(self) -> Iterator[None]:
+        """Mark the calling pool thread as blocked on the loop (a model call) meanwhile."""
+        with self._lock:
+            self._waiting += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._waiting -= 1
 
     def _grow_if_stalled(self, completed_then: int) -> None:
         self._check_pending = False
         waiting = self._queue.qsize()
         if self._closed or not waiting:
             return
-        if self._completed == completed_then:  # nothing finished: the threads are blocked
+        now = self._loop.time()
+        if self._completed != completed_then:
+            self._since = now
+        elif self._waiting >= len(self._threads) or now - self._since >= POOL_STALL_S:
             # Doubling reaches any size in a few steps (20 threads: 100 ms) while a lone
             # stall, such as a first call opening the cache, adds one thread, not twenty.
             self._add_threads(min(waiting, len(self._threads), self._size - len(self._threads)))
+            self._since = now
         if len(self._threads) < self._size:
             self._check_pending = True
             self._loop.call_later(POOL_GROW_AFTER_S, self._grow_if_stalled, self._completed)
@@ -207,8 +240,8 @@ class _Pool:
     def _add_threads(self, count: int) -> None:
         for _ in range(count):
             thread = threading.Thread(target=self._work, name=f"llmeval-task-{len(self._threads)}", daemon=True)
+            self._threads.append(thread)  # before it starts: its first call may ask owns_current_thread()
             thread.start()
-            self._threads.append(thread)
 
     def _work(self) -> None:
         while True:

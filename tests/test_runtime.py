@@ -36,6 +36,33 @@ def test_blocked_calls_get_as_many_threads_as_the_pool_has(rt: Runtime) -> None:
     assert rt.run(main()) == list(range(6))
 
 
+def test_threads_waiting_for_model_calls_get_more_threads_without_waiting_for_a_stall(
+        rt: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Six sync tasks, each blocked in a call it handed to the loop (as llm(...) does on a
+    # cache miss), that can only return once all six wait at once. With the stall rule
+    # out of reach, only the "every thread waits for the loop" signal can grow the pool.
+    monkeypatch.setattr(runtime_module, "POOL_STALL_S", 3600.0)
+    waiting = 0
+    all_waiting: asyncio.Event | None = None
+
+    async def model_call(i: int) -> int:
+        nonlocal waiting, all_waiting
+        all_waiting = all_waiting or asyncio.Event()
+        waiting += 1
+        if waiting == 6:
+            all_waiting.set()
+        await asyncio.wait_for(all_waiting.wait(), timeout=10)
+        return i
+
+    def sync_task(i: int) -> int:
+        return rt.run(model_call(i))
+
+    async def main() -> list[int]:
+        return list(await asyncio.gather(*(rt.to_thread(sync_task, i) for i in range(6))))
+
+    assert rt.run(main()) == list(range(6))
+
+
 def test_busy_calls_stay_on_few_threads(rt: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
     # CPU work answered straight away (a warm run): threads keep finishing calls, so the
     # pool never takes them for blocked and does not add threads to contend for the GIL.
