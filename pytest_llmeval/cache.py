@@ -73,6 +73,7 @@ _DECODER = json.JSONDecoder()
 _ENTRY_FIELDS = ("created_at", "key", "request", "response")
 
 
+@functools.lru_cache(maxsize=512)  # the same few parameter names, on every request
 def is_credential_name(name: str) -> bool:
     """Whether a request parameter named ``name`` is dropped from canonical requests.
 
@@ -187,8 +188,8 @@ class FrozenJSON(dict):  # type: ignore[type-arg]
     """A JSON object that is the same on every call, serialised once (canonically).
 
     For parameters sent with many requests, such as the verdict schema of every judge
-    call: keying a request splices ``text`` in rather than serialising the object
-    again. It must not change, so it refuses changes at its top level; the client
+    call, and for items of a list payload, such as a judge's system message: keying a
+    request splices ``text`` in rather than serialising the object again. It must not change, so it refuses changes at its top level; the client
     hands litellm a fresh copy (``thawed``), which litellm may change as it likes.
     """
 
@@ -215,6 +216,16 @@ class FrozenJSON(dict):  # type: ignore[type-arg]
 _FROZEN_MARK = f"\x00llmeval-frozen-{os.urandom(8).hex()}-"
 
 
+@functools.lru_cache(maxsize=256)
+def _mark(name: str) -> str:
+    return f"{_FROZEN_MARK}{name}"
+
+
+@functools.lru_cache(maxsize=256)
+def _marked_json(mark: str) -> str:
+    return json.dumps(mark, ensure_ascii=False)
+
+
 class PreparedRequest:
     """A canonical request and its cache key, from one serialisation of what the caller passed.
 
@@ -233,9 +244,16 @@ class PreparedRequest:
         self.model = model
         self._data: dict[str, Any] | None = None
         kept = {name: value for name, value in params.items() if not is_credential_name(name)}
-        frozen = {f"{_FROZEN_MARK}{name}": value for name, value in kept.items() if type(value) is FrozenJSON}
+        # FrozenJSON parameters, and FrozenJSON items of a list payload (a judge's system
+        # message), stand as marks while serialising; their texts are spliced in after.
+        frozen = {_mark(name): value for name, value in kept.items() if type(value) is FrozenJSON}
         if frozen:
-            kept = {name: f"{_FROZEN_MARK}{name}" if type(value) is FrozenJSON else value for name, value in kept.items()}
+            kept = {name: _mark(name) if type(value) is FrozenJSON else value for name, value in kept.items()}
+        if type(payload) is list and any(type(item) is FrozenJSON for item in payload):
+            frozen.update((_mark(f"{payload_key}.{index}"), item) for index, item in enumerate(payload)
+                          if type(item) is FrozenJSON)
+            payload = [_mark(f"{payload_key}.{index}") if type(item) is FrozenJSON else item
+                       for index, item in enumerate(payload)]
         text = None
         if _str_keys_only(payload) and _str_keys_only(kept):
             # Serialising the caller's values directly gives the canonical text of the copy
@@ -251,7 +269,7 @@ class PreparedRequest:
                 pass  # canonical_request raises the error that names the bad part
             else:
                 for mark, value in frozen.items():
-                    text = text.replace(json.dumps(mark, ensure_ascii=False), value.text, 1)
+                    text = text.replace(_marked_json(mark), value.text, 1)
         if text is None:
             self._data = canonical_request(kind, model, api_base, payload_key, payload, params, sample)
             text = _canonical_json({**self._data, "v": CACHE_FORMAT_VERSION})

@@ -19,14 +19,12 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from pytest_llmeval import slots
+from pytest_llmeval.cache import FrozenJSON, PreparedRequest
 from pytest_llmeval.errors import LLMCallError
 from pytest_llmeval.runtime import Runtime, current_item
-
-if TYPE_CHECKING:
-    from pytest_llmeval.cache import PreparedRequest
 
 LOCAL_PREFIX = "local/"
 BACKOFF_BASE_S = 0.5
@@ -166,8 +164,6 @@ class _Engine:
         litellm = self.litellm
         if model.startswith(LOCAL_PREFIX):
             _register_local()
-        from pytest_llmeval.cache import FrozenJSON
-
         kwargs = {name: value.thawed() if type(value) is FrozenJSON else value for name, value in params.items()}
         kwargs.update(timeout=self.settings.timeout, num_retries=0, max_retries=0)
         if api_base:
@@ -479,7 +475,9 @@ def _cost(response: Any, model: str, engine: _Engine) -> float | None:
 def _messages(prompt_or_messages: str | Sequence[Mapping[str, Any]]) -> Messages:
     if isinstance(prompt_or_messages, str):
         return [{"role": "user", "content": prompt_or_messages}]
-    messages = [dict(m) for m in prompt_or_messages]
+    # A FrozenJSON message (a judge's system prompt) stays as it is: it is read-only, and
+    # keying the request splices in its text, serialised once, instead of serialising it.
+    messages = [m if type(m) is FrozenJSON else dict(m) for m in prompt_or_messages]
     for index, message in enumerate(messages):
         if "role" not in message or "content" not in message:
             raise ValueError(f"llm(...): message {index} needs 'role' and 'content', got {sorted(message)}")
@@ -577,8 +575,6 @@ class LLMClient:
     def _chat_request(self, prompt_or_messages: Any, model: str | None,
                       params: dict[str, Any]) -> tuple[str, str | None, dict[str, Any], PreparedRequest]:
         """The model, API base, litellm parameters and canonical request of one chat call."""
-        from pytest_llmeval.cache import PreparedRequest
-
         chosen = model or self.model
         messages = _messages(prompt_or_messages)
         params = dict(params)
@@ -616,8 +612,6 @@ class LLMClient:
         return await asyncio.wrap_future(self.runtime.submit(coro))
 
     async def _embed(self, texts: list[str], model: str | None, params: dict[str, Any]) -> list[list[float]]:
-        from pytest_llmeval.cache import PreparedRequest
-
         chosen = model or self.settings.embedding_model or _local_default()
         if chosen is None:
             raise LLMCallError(NO_MODEL_MESSAGE.format(what="embedding model", flag="embedding-model",

@@ -55,6 +55,7 @@ from pytest_llmeval.metric import (
 )
 
 if TYPE_CHECKING:
+    from pytest_llmeval.cache import FrozenJSON
     from pytest_llmeval.client import LLMClient
     from pytest_llmeval.dataset import EvalExample
 
@@ -194,8 +195,6 @@ REPAIR_REQUEST = """\
 Your reply could not be used: $problem
 Reply again with only the JSON object described above: no prose, no code fences."""
 
-_BLOCK = "<$tag>\n$text\n</$tag>\n\n"
-
 # Our delimiter names, in any case, opening or closing: a copy inside delimited text is
 # neutralised so that text cannot close its own block and pose as instructions.
 _TAG_NAMES = "response_a|response_b|response|input|context|reference|example|criteria"
@@ -204,11 +203,13 @@ _DELIMITER_RE = re.compile(rf"<(\s*/?\s*)({_TAG_NAMES})(?=[\s/>]|$)", re.IGNOREC
 
 def _neutralise(text: str) -> str:
     """``text`` with every look-alike of our delimiters made inert (``<`` becomes ``&lt;``)."""
+    if "<" not in text:  # most text: no tag can hide in it, and no regex pass is needed
+        return text
     return _DELIMITER_RE.sub(lambda m: f"&lt;{m.group(1)}{m.group(2)}", text)
 
 
 def _block(tag: str, text: str) -> str:
-    return Template(_BLOCK).substitute(tag=tag, text=_neutralise(text))
+    return f"<{tag}>\n{_neutralise(text)}\n</{tag}>\n\n"
 
 
 def _blocks(parts: Sequence[tuple[str, str | None]]) -> str:
@@ -218,6 +219,24 @@ def _blocks(parts: Sequence[tuple[str, str | None]]) -> str:
 @functools.lru_cache(maxsize=16)  # the same few system prompts, for every judge call
 def _system(template: str) -> str:
     return Template(template).substitute(rubric=RUBRIC, data_rule=_DATA_NOT_INSTRUCTIONS)
+
+
+@functools.lru_cache(maxsize=16)
+def _system_message(template: str) -> FrozenJSON:
+    """The system message, serialised once: every judge request of a kind starts with it."""
+    from pytest_llmeval.cache import FrozenJSON
+
+    return FrozenJSON({"role": "system", "content": _system(template)})
+
+
+@functools.lru_cache(maxsize=16)
+def _template(text: str) -> Template:
+    return Template(text)
+
+
+def _thawed(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Messages as plain, changeable dicts (what the public ``messages()`` methods return)."""
+    return [dict(message) for message in messages]
 
 
 @functools.lru_cache(maxsize=256)  # the same templates are hashed for every score
@@ -409,7 +428,7 @@ async def _ask_json(judge: LLMClient, messages: list[dict[str, Any]], schema: ty
         if repair == MAX_REPAIRS:
             break
         conversation = [*conversation, {"role": "assistant", "content": text},
-                        {"role": "user", "content": Template(REPAIR_REQUEST).substitute(problem=problem)}]
+                        {"role": "user", "content": _template(REPAIR_REQUEST).substitute(problem=problem)}]
         text = (await judge.acomplete(conversation, **params)).text
     raise LLMCallError(
         f"{metric}: the judge {model!r} did not return a valid {schema.__name__} after {MAX_REPAIRS} repair "
@@ -585,6 +604,10 @@ class JudgeScore(Metric):
     def messages(self, output: Any, criteria: Sequence[str], *, input: str | None = None,
                  context: str | None = None, reference: str | None = None) -> list[dict[str, Any]]:
         """The chat messages sent to the judge (public so that prompts can be inspected)."""
+        return _thawed(self._prompt(output, criteria, input=input, context=context, reference=reference))
+
+    def _prompt(self, output: Any, criteria: Sequence[str], *, input: str | None,
+                context: str | None, reference: str | None) -> list[dict[str, Any]]:
         anchors = ""
         if self._anchors:
             shown = []
@@ -592,13 +615,13 @@ class JudgeScore(Metric):
                 reason = f"\nWhy: {_neutralise(anchor.reasoning)}" if anchor.reasoning else ""
                 shown.append(f'<example score="{anchor.score}">\n{_neutralise(anchor.output)}\n</example>{reason}')
             anchors = _ANCHORS_INTRO + "\n\n".join(shown) + "\n\n"
-        user = Template(SCORE_USER).substitute(
+        user = _template(SCORE_USER).substitute(
             anchors=anchors,
             criteria=_neutralise(bullet_list(criteria)),
             blocks=_blocks([("input", input), ("context", context), ("reference", reference),
                             ("response", _as_text(output))]),
         )
-        return [{"role": "system", "content": _system(SCORE_SYSTEM)}, {"role": "user", "content": user}]
+        return [_system_message(SCORE_SYSTEM), {"role": "user", "content": user}]
 
     async def acompute(self, output: Any, *, example: EvalExample | None, llm: LLMClient) -> MetricResult:
         criteria = _criteria_list(self.criteria, example, "judge_score")
@@ -610,7 +633,7 @@ class JudgeScore(Metric):
         _warn_if_same_family(llm, judge_model)
         k = self.samples or llm.settings.samples
         temperature = _judge_temperature(llm, k)
-        messages = self.messages(output, criteria, input=input_text, context=context, reference=reference)
+        messages = self._prompt(output, criteria, input=input_text, context=context, reference=reference)
         asks = [_ask_json(judge, messages, JudgeVerdict, metric=self.name, sample=i, temperature=temperature)
                 for i in range(k)]
         replies = [await asks[0]] if k == 1 else await asyncio.gather(*asks)
@@ -757,11 +780,15 @@ class Preferred(Metric):
     def messages(first: str, second: str, criteria: Sequence[str], *, input: str | None = None
                  ) -> list[dict[str, Any]]:
         """The chat messages for one order: ``first`` is shown as A, ``second`` as B."""
-        user = Template(PAIRWISE_USER).substitute(
+        return _thawed(Preferred._prompt(first, second, criteria, input=input))
+
+    @staticmethod
+    def _prompt(first: str, second: str, criteria: Sequence[str], *, input: str | None) -> list[dict[str, Any]]:
+        user = _template(PAIRWISE_USER).substitute(
             criteria=_neutralise(bullet_list(criteria)),
             blocks=_blocks([("input", input), ("response_a", first), ("response_b", second)]),
         )
-        return [{"role": "system", "content": _system(PAIRWISE_SYSTEM)}, {"role": "user", "content": user}]
+        return [_system_message(PAIRWISE_SYSTEM), {"role": "user", "content": user}]
 
     async def acompute(self, output: Any, *, example: EvalExample | None, llm: LLMClient) -> MetricResult:
         criteria = _criteria_list(self.criteria, example, "preferred")
@@ -778,9 +805,9 @@ async def _pairwise(output: str, other: str, criteria: list[str], input_text: st
     configured = llm.settings.judge_temperature
     temperature = 0.0 if configured is None else float(configured)
     (first, first_raw), (second, second_raw) = await asyncio.gather(
-        _ask_json(judge, Preferred.messages(output, other, criteria, input=input_text), PairwiseVerdict,
+        _ask_json(judge, Preferred._prompt(output, other, criteria, input=input_text), PairwiseVerdict,
                   metric="preferred", sample=0, temperature=temperature),
-        _ask_json(judge, Preferred.messages(other, output, criteria, input=input_text), PairwiseVerdict,
+        _ask_json(judge, Preferred._prompt(other, output, criteria, input=input_text), PairwiseVerdict,
                   metric="preferred", sample=0, temperature=temperature),
     )
     # Map each verdict to what it says about *this* output: in the first order it is A,
@@ -882,8 +909,12 @@ class Faithfulness(Metric):
     @staticmethod
     def messages(output: str, context: str) -> list[dict[str, Any]]:
         """The chat messages sent to the judge."""
-        user = Template(FAITHFULNESS_USER).substitute(blocks=_blocks([("context", context), ("response", output)]))
-        return [{"role": "system", "content": _system(FAITHFULNESS_SYSTEM)}, {"role": "user", "content": user}]
+        return _thawed(Faithfulness._prompt(output, context))
+
+    @staticmethod
+    def _prompt(output: str, context: str) -> list[dict[str, Any]]:
+        user = _template(FAITHFULNESS_USER).substitute(blocks=_blocks([("context", context), ("response", output)]))
+        return [_system_message(FAITHFULNESS_SYSTEM), {"role": "user", "content": user}]
 
     async def acompute(self, output: Any, *, example: EvalExample | None, llm: LLMClient) -> MetricResult:
         context = _optional_text(self.context, example, "context_text")
@@ -897,7 +928,7 @@ class Faithfulness(Metric):
         _warn_if_same_family(llm, judge_model)
         configured = llm.settings.judge_temperature
         text = _as_text(output)
-        verdict, _raw = await _ask_json(judge, self.messages(text, context), FaithfulnessVerdict,
+        verdict, _raw = await _ask_json(judge, self._prompt(text, context), FaithfulnessVerdict,
                                         metric=self.name, sample=0,
                                         temperature=0.0 if configured is None else float(configured))
         return _faithfulness_result(verdict, self.min_score, text, context,

@@ -123,6 +123,9 @@ def test_key_is_stable_across_param_order_and_floats_are_kept_as_given() -> None
             "temperature": 0.0}, id="frozen-json"),
         pytest.param([{"role": "user", "content": "FrozenJSON twice"}],
                      {"a": FrozenJSON({"x": [1, "é"]}), "z": FrozenJSON({"y": None})}, id="two-frozen"),
+        pytest.param([FrozenJSON({"role": "system", "content": "Rubric:\n\"1-5\" ✓"}), *MESSAGES,
+                      FrozenJSON({"role": "user", "content": "last"})],
+                     {"response_format": FrozenJSON({"type": "json_object"})}, id="frozen-messages"),
     ],
 )
 def test_prepared_request_keys_and_stores_exactly_what_canonical_request_does(payload: Any, params: Any) -> None:
