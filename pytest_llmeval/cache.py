@@ -189,8 +189,9 @@ class FrozenJSON(dict):  # type: ignore[type-arg]
 
     For parameters sent with many requests, such as the verdict schema of every judge
     call, and for items of a list payload, such as a judge's system message: keying a
-    request splices ``text`` in rather than serialising the object again. It must not change, so it refuses changes at its top level; the client
-    hands litellm a fresh copy (``thawed``), which litellm may change as it likes.
+    request splices ``text`` in rather than serialising the object again. It must not
+    change, so it refuses changes at its top level; the client hands litellm a fresh
+    copy (``thawed``), which litellm may change as it likes.
     """
 
     __slots__ = ("text",)

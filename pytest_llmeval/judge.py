@@ -229,11 +229,6 @@ def _system_message(template: str) -> FrozenJSON:
     return FrozenJSON({"role": "system", "content": _system(template)})
 
 
-@functools.lru_cache(maxsize=16)
-def _template(text: str) -> Template:
-    return Template(text)
-
-
 def _thawed(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Messages as plain, changeable dicts (what the public ``messages()`` methods return)."""
     return [dict(message) for message in messages]
@@ -428,7 +423,7 @@ async def _ask_json(judge: LLMClient, messages: list[dict[str, Any]], schema: ty
         if repair == MAX_REPAIRS:
             break
         conversation = [*conversation, {"role": "assistant", "content": text},
-                        {"role": "user", "content": _template(REPAIR_REQUEST).substitute(problem=problem)}]
+                        {"role": "user", "content": Template(REPAIR_REQUEST).substitute(problem=problem)}]
         text = (await judge.acomplete(conversation, **params)).text
     raise LLMCallError(
         f"{metric}: the judge {model!r} did not return a valid {schema.__name__} after {MAX_REPAIRS} repair "
@@ -615,7 +610,7 @@ class JudgeScore(Metric):
                 reason = f"\nWhy: {_neutralise(anchor.reasoning)}" if anchor.reasoning else ""
                 shown.append(f'<example score="{anchor.score}">\n{_neutralise(anchor.output)}\n</example>{reason}')
             anchors = _ANCHORS_INTRO + "\n\n".join(shown) + "\n\n"
-        user = _template(SCORE_USER).substitute(
+        user = Template(SCORE_USER).substitute(
             anchors=anchors,
             criteria=_neutralise(bullet_list(criteria)),
             blocks=_blocks([("input", input), ("context", context), ("reference", reference),
@@ -784,7 +779,7 @@ class Preferred(Metric):
 
     @staticmethod
     def _prompt(first: str, second: str, criteria: Sequence[str], *, input: str | None) -> list[dict[str, Any]]:
-        user = _template(PAIRWISE_USER).substitute(
+        user = Template(PAIRWISE_USER).substitute(
             criteria=_neutralise(bullet_list(criteria)),
             blocks=_blocks([("input", input), ("response_a", first), ("response_b", second)]),
         )
@@ -913,7 +908,7 @@ class Faithfulness(Metric):
 
     @staticmethod
     def _prompt(output: str, context: str) -> list[dict[str, Any]]:
-        user = _template(FAITHFULNESS_USER).substitute(blocks=_blocks([("context", context), ("response", output)]))
+        user = Template(FAITHFULNESS_USER).substitute(blocks=_blocks([("context", context), ("response", output)]))
         return [_system_message(FAITHFULNESS_SYSTEM), {"role": "user", "content": user}]
 
     async def acompute(self, output: Any, *, example: EvalExample | None, llm: LLMClient) -> MetricResult:
