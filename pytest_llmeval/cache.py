@@ -10,6 +10,9 @@ Two halves with different costs:
 * ``ResponseCache`` wraps a ``diskcache.Cache`` (SQLite in WAL mode), which is safe
   for several processes at once: xdist workers share one directory.
 
+A run notes which keys each test item looked up (``note_keys``); the next run
+loads those entries in a few queries before its items start (``read_ahead``).
+
 Values are stored as JSON text, never pickle: a cache directory may be shared
 or restored from CI artifacts, and unpickling untrusted bytes runs code. The
 same JSON is what ``export`` writes, so recordings can be reviewed in a diff.
@@ -24,10 +27,11 @@ import json
 import math
 import os
 import re
+import sqlite3
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -71,6 +75,13 @@ _DECODER = json.JSONDecoder()
 
 # The fields of one stored entry, and of one line of an export file.
 _ENTRY_FIELDS = ("created_at", "key", "request", "response")
+
+# Read-ahead (ResponseCache.read_ahead): the table, in the cache's database, of the keys
+# each test item looked up on its last run; the most response text one read-ahead holds
+# in memory; and how many values one query binds.
+_HINTS_TABLE = "LLMEvalItemKeys"
+READ_AHEAD_BYTES = 128 * 2**20
+_SQL_CHUNK = 500
 
 
 @functools.lru_cache(maxsize=512)  # the same few parameter names, on every request
@@ -357,6 +368,10 @@ class ResponseCache:
         # Values are always JSON ``str`` (see ``_put``), which diskcache stores as
         # TEXT in SQLite (or a text file when large), never pickled.
         self._cache: diskcache.Cache = diskcache.Cache(str(self.directory), eviction_policy="none")
+        # Entries read ahead (key -> stored text), each handed out once; and the keys each
+        # item looked up last time, as stored ("k1 k2", sorted), for the items asked about.
+        self._ahead: dict[str, str] = {}
+        self._hints: dict[str, str] = {}
 
     # -- lookups ---------------------------------------------------------------
 
@@ -366,7 +381,9 @@ class ResponseCache:
 
     def get(self, key: str) -> dict[str, Any] | None:
         """The cached response for ``key``, or ``None`` on a miss (or a damaged response)."""
-        text = self._cache.get(key)
+        text = self._ahead.pop(key, None)
+        if text is None:
+            text = self._cache.get(key)
         if not isinstance(text, str):
             return None
         # Entries are canonical JSON (keys sorted), so "response" is the last member of
@@ -426,6 +443,77 @@ class ResponseCache:
             if entry is not None:
                 yield key, entry
 
+    # -- read-ahead ------------------------------------------------------------
+
+    def read_ahead(self, items: Sequence[str], budget_bytes: int = READ_AHEAD_BYTES) -> int:
+        """Load into memory the entries ``items`` looked up on their last run (see ``note_keys``).
+
+        A warm run then answers its lookups from memory instead of one SQLite read
+        each, which in a busy process also means one hand-over of the GIL each. The
+        entries are read in a few queries, in the order of ``items``, until
+        ``budget_bytes`` of text are held. ``get`` hands each out once; a lookup of
+        anything else reads the database as before, and a stale hint only costs
+        its read. Returns how many entries were loaded.
+        """
+        from diskcache.core import MODE_RAW
+
+        items = list(dict.fromkeys(items))
+        loaded = size = 0
+        try:
+            with self._connect() as con:
+                self._load_hints(con, items)
+                keys = list(dict.fromkeys(key for item in items for key in self._hints.get(item, "").split()))
+                for chunk in _chunks(keys):
+                    # Responses are JSON text, which diskcache keeps in the row (MODE_RAW)
+                    # unless it is large; those stay on disk and are read by get().
+                    # (Testing expire_time in SQL made the query five times slower.)
+                    query = (f"SELECT key, value, expire_time FROM Cache "
+                             f"WHERE raw = 1 AND mode = ? AND key IN ({_placeholders(chunk)})")
+                    for key, value, expires in con.execute(query, [MODE_RAW, *chunk]):
+                        if expires is None and isinstance(value, str) and key not in self._ahead:
+                            self._ahead[key] = value
+                            loaded += 1
+                            size += len(value)
+                    if size >= budget_bytes:
+                        break
+        except sqlite3.Error:
+            pass  # locked or damaged: lookups read the database one by one, as without read-ahead
+        return loaded
+
+    def note_keys(self, used: Mapping[str, Iterable[str]]) -> int:
+        """Remember which keys each item looked up (item id -> keys), for the next ``read_ahead``.
+
+        Only items whose keys changed are written, so a rerun that changed nothing
+        writes nothing. Best effort: a locked database skips it. Returns how many
+        items were written.
+        """
+        wanted = {item: " ".join(sorted(set(keys))) for item, keys in used.items()}
+        if not wanted:
+            return 0
+        try:
+            with self._connect() as con:
+                self._load_hints(con, [item for item in wanted if item not in self._hints])
+                changed = [(item, text) for item, text in wanted.items() if self._hints.get(item) != text]
+                if changed:
+                    with con:  # one transaction
+                        con.execute(f"CREATE TABLE IF NOT EXISTS {_HINTS_TABLE} (item TEXT PRIMARY KEY, keys TEXT)")
+                        con.executemany(f"INSERT OR REPLACE INTO {_HINTS_TABLE} (item, keys) VALUES (?, ?)", changed)
+                    self._hints.update(changed)
+        except sqlite3.Error:
+            return 0
+        return len(changed)
+
+    def _connect(self) -> contextlib.closing[sqlite3.Connection]:
+        return contextlib.closing(sqlite3.connect(self.directory / _DB_FILE, timeout=5))
+
+    def _load_hints(self, con: sqlite3.Connection, items: Sequence[str]) -> None:
+        exists = con.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (_HINTS_TABLE,))
+        if exists.fetchone() is None:
+            return  # no run has noted keys in this cache yet
+        for chunk in _chunks(items):
+            query = f"SELECT item, keys FROM {_HINTS_TABLE} WHERE item IN ({_placeholders(chunk)})"
+            self._hints.update(con.execute(query, chunk))
+
     # -- maintenance -----------------------------------------------------------
 
     def stats(self) -> dict[str, Any]:
@@ -451,8 +539,13 @@ class ResponseCache:
         }
 
     def clear(self) -> int:
-        """Remove every entry; returns how many were removed."""
-        return int(self._cache.clear())
+        """Remove every entry (and the keys noted for read-ahead); returns how many entries were removed."""
+        removed = int(self._cache.clear())
+        with contextlib.suppress(sqlite3.Error), self._connect() as con, con:
+            con.execute(f"DROP TABLE IF EXISTS {_HINTS_TABLE}")
+        self._ahead.clear()
+        self._hints.clear()
+        return removed
 
     def prune(self, older_than_s: float) -> int:
         """Remove entries created more than ``older_than_s`` seconds ago; returns how many."""
@@ -515,10 +608,8 @@ class ResponseCache:
         next run read through it: the warm rerun right after a cold N=5000 run took
         5.2 s where later reruns took 4.3 s.
         """
-        import sqlite3
-
         try:
-            with contextlib.closing(sqlite3.connect(self.directory / _DB_FILE, timeout=5)) as con:
+            with self._connect() as con:
                 con.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
         except sqlite3.Error:
             pass  # another process is writing: its own run ends with a checkpoint too
@@ -534,6 +625,15 @@ class ResponseCache:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+def _chunks(values: Sequence[str]) -> Iterator[Sequence[str]]:
+    for start in range(0, len(values), _SQL_CHUNK):
+        yield values[start:start + _SQL_CHUNK]
+
+
+def _placeholders(values: Sequence[str]) -> str:
+    return ",".join("?" * len(values))
 
 
 def _decode_entry(text: Any) -> dict[str, Any] | None:

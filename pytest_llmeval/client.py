@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from pytest_llmeval import slots
-from pytest_llmeval.cache import FrozenJSON, PreparedRequest
+from pytest_llmeval.cache import FrozenJSON, PreparedRequest, cache_exists
 from pytest_llmeval.errors import LLMCallError
 from pytest_llmeval.runtime import Runtime, current_item
 
@@ -115,6 +115,9 @@ class _Engine:
         self._http_models: set[str] = set()  # models whose requests were seen going through httpx
         self._inflight: dict[str, asyncio.Task[dict[str, Any]]] = {}
         self._litellm: Any = None
+        # The cache keys each item looked up (item node id -> keys), noted for the next
+        # run's read-ahead when the cache closes.
+        self._used: dict[str, list[str]] = {}
 
     # -- lazily built pieces --------------------------------------------------------------
 
@@ -170,12 +173,27 @@ class _Engine:
             kwargs["api_base"] = api_base
         return litellm, kwargs
 
+    def read_ahead(self, items: Sequence[str]) -> int:
+        """Load the cached responses these items looked up on their last run (see ResponseCache.read_ahead)."""
+        if self.settings.cache_mode not in ("use", "replay") or not cache_exists(self.settings.cache_dir):
+            return 0
+        loaded = self.cache.read_ahead(items)
+        if loaded:
+            self.stats.count("cache_read_ahead", loaded)
+        return loaded
+
     def close(self) -> None:
+        wrote = False
         if self._writer is not None:
             self._writer.close()  # every answer received is on disk before the cache closes
             self._writer = None
-            self._cache.checkpoint()  # this run wrote: leave no write-ahead log behind
+            wrote = True
         if self._cache is not None:
+            if self._used:
+                wrote = self._cache.note_keys(self._used) > 0 or wrote
+                self._used = {}
+            if wrote:
+                self._cache.checkpoint()  # this run wrote: leave no write-ahead log behind
             self._cache.close()
             self._cache = None
 
@@ -183,7 +201,13 @@ class _Engine:
 
     def cached(self, request: PreparedRequest) -> dict[str, Any] | None:
         """The cached response for a request, if the cache mode reads and has it (any thread)."""
-        if self.settings.cache_mode not in ("use", "replay"):
+        mode = self.settings.cache_mode
+        if mode == "off":
+            return None
+        item = current_item.get()
+        if item is not None and mode != "replay":  # replay never writes to the cache, hints included
+            self._used.setdefault(item.nodeid, []).append(request.key)
+        if mode not in ("use", "replay"):
             return None
         cache = self.cache
         if cache is None:
@@ -542,6 +566,14 @@ class LLMClient:
         """
         if self._engine._writer is not None:
             self._engine._writer.flush()
+
+    def read_ahead(self, items: Sequence[str]) -> int:
+        """Load into memory the cached responses these test items (node ids) looked up last run.
+
+        The plugin calls this when its run loop starts; returns how many entries were
+        loaded (0 with ``--llmeval-cache`` off or refresh, or before any run noted keys).
+        """
+        return self._engine.read_ahead(items)
 
     def close(self) -> None:
         self._engine.close()

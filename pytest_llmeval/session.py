@@ -259,6 +259,9 @@ class LLMEvalSession:
             items = items[index::count]
         elif self.is_worker:
             return  # no fixed share (another --dist mode): compute each item when it starts
+        evals = [item.nodeid for item in items if example_of(item) is not None]
+        if evals:
+            self.client.read_ahead(evals)
         jobs = [job for job in map(self._job_for, items) if job is not None]
         if jobs:
             _freeze_collected()

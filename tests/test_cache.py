@@ -451,3 +451,74 @@ def test_importing_the_key_functions_does_not_import_diskcache() -> None:
     code = ("import sys; from pytest_llmeval.cache import canonical_request, request_key; "
             "assert 'diskcache' not in sys.modules and 'pydantic' not in sys.modules, sorted(sys.modules)")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# -- read-ahead ------------------------------------------------------------------
+
+
+def _entries(cache: ResponseCache, count: int) -> list[str]:
+    keys = []
+    for sample in range(count):
+        request = chat(sample=sample)
+        cache.set(request_key(request), request, {"text": f"answer {sample}"})
+        keys.append(request_key(request))
+    return keys
+
+
+def _delete_all(directory: Path) -> None:
+    """Empty the database behind the cache's back: what is still served came from memory."""
+    con = sqlite3.connect(directory / "cache.db")
+    with con:
+        con.execute("DELETE FROM Cache")
+    con.close()
+
+
+def test_read_ahead_serves_what_each_item_looked_up_last_run_from_memory(tmp_path: Path) -> None:
+    with ResponseCache(tmp_path) as cache:
+        keys = _entries(cache, 4)
+        big = chat(sample=99)
+        # Over diskcache's 32 KiB, a value lives in a file of its own, not in the row.
+        cache.set(request_key(big), big, {"text": "x" * 40_000})
+        assert cache.note_keys({"t::a": [keys[1], keys[0], keys[0]], "t::b": [keys[2], request_key(big)],
+                                "t::c": [keys[3]]}) == 3
+    with ResponseCache(tmp_path) as cache:
+        assert cache.read_ahead(["t::a", "t::b", "t::unknown"]) == 3  # the large entry stays on disk
+        assert cache.get(request_key(big)) == {"text": "x" * 40_000}
+        _delete_all(tmp_path)
+        assert [cache.get(key) for key in keys] == [{"text": "answer 0"}, {"text": "answer 1"},
+                                                      {"text": "answer 2"}, None]  # t::c was not asked for
+        assert cache.get(keys[0]) is None  # each entry read ahead is handed out once
+
+
+def test_note_keys_writes_only_items_whose_keys_changed(tmp_path: Path) -> None:
+    with ResponseCache(tmp_path) as cache:
+        keys = _entries(cache, 3)
+        assert cache.note_keys({"t::a": keys[:2], "t::b": keys[2:]}) == 2
+    with ResponseCache(tmp_path) as cache:
+        assert cache.note_keys({"t::a": [keys[1], keys[0]], "t::b": keys[2:]}) == 0  # order does not matter
+        assert cache.note_keys({"t::a": keys[:1], "t::b": keys[2:]}) == 1
+    with ResponseCache(tmp_path) as cache:
+        assert cache.read_ahead(["t::a", "t::b"]) == 2  # keys[1] is no longer noted for t::a
+
+
+def test_read_ahead_without_notes_stale_notes_or_after_clear(tmp_path: Path) -> None:
+    with ResponseCache(tmp_path) as cache:
+        assert cache.read_ahead(["t::a"]) == 0  # no run has noted keys here yet
+        keys = _entries(cache, 2)
+        cache.note_keys({"t::a": [keys[0], "0" * 64]})  # one key that is not in the cache
+        assert cache.read_ahead(["t::a"]) == 1
+        assert cache.clear() == 2
+        assert cache.get(keys[0]) is None  # clearing drops what was read ahead too
+    with ResponseCache(tmp_path) as cache:
+        assert cache.read_ahead(["t::a"]) == 0  # and the notes
+
+
+def test_read_ahead_stops_at_its_memory_budget(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cache_module, "_SQL_CHUNK", 2)  # the budget is checked after each query
+    with ResponseCache(tmp_path) as cache:
+        keys = _entries(cache, 6)
+        cache.note_keys({f"t::{i}": [key] for i, key in enumerate(keys)})
+    with ResponseCache(tmp_path) as cache:
+        assert cache.read_ahead([f"t::{i}" for i in range(6)], budget_bytes=1) == 2
+    with ResponseCache(tmp_path) as cache:
+        assert cache.read_ahead([f"t::{i}" for i in range(6)]) == 6

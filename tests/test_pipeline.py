@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from typing import Any
@@ -78,6 +79,33 @@ def test_one_request_per_unique_request_and_none_on_rerun(
     rerun.assert_outcomes(passed=N_GOLDEN + N_OTHER, errors=1)
     assert chat_requests(mock_llm) == N_GOLDEN + N_OTHER - 1  # all from the cache
     rerun.stdout.fnmatch_lines(["calls 0, cache hits 11, *"])
+
+
+def report_counters(project: pytest.Pytester, *args: str) -> dict[str, float]:
+    """Run pytest; the run's counters from its --llmeval-report file."""
+    project.runpytest("--llmeval-report", "run.json", *args)
+    counters: dict[str, float] = json.loads((project.path / "run.json").read_text())["counters"]
+    return counters
+
+
+@pytest.mark.parametrize("workers", ["0", "2"])
+def test_a_rerun_reads_ahead_the_entries_each_item_looked_up(
+    project: pytest.Pytester, mock_llm: MockLLMServer, workers: str
+) -> None:
+    first = report_counters(project, "-n", workers)
+    assert first["calls"] == N_GOLDEN + N_OTHER - 1 and "cache_read_ahead" not in first
+    rerun = report_counters(project, "-n", workers)
+    assert rerun["cache_read_ahead"] == rerun["cache_hits"] == N_GOLDEN + N_OTHER - 1
+    assert "calls" not in rerun
+    # An edited example: its old entry is still read ahead (a stale note costs a read),
+    # its new request misses once, and the next run reads the new entry ahead instead.
+    edited = DATASET.replace("golden question 0", "golden question zero")
+    (project.path / "cases.jsonl").write_text(edited)
+    third = report_counters(project, "-n", workers)
+    assert (third["calls"], third["cache_hits"]) == (1, N_GOLDEN + N_OTHER - 2)
+    fourth = report_counters(project, "-n", workers)
+    assert fourth["cache_read_ahead"] == fourth["cache_hits"] == N_GOLDEN + N_OTHER - 1
+    assert chat_requests(mock_llm) == N_GOLDEN + N_OTHER
 
 
 def test_deselected_items_are_never_computed(project: pytest.Pytester, mock_llm: MockLLMServer) -> None:
