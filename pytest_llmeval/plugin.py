@@ -60,16 +60,18 @@ def pytest_assertrepr_compare(config: pytest.Config, op: str, left: object, righ
 
 
 @pytest.fixture
-def eval_example(request: pytest.FixtureRequest) -> EvalExample:
+def eval_example() -> EvalExample:
     """The :class:`~pytest_llmeval.EvalExample` this item runs (tests marked ``@pytest.mark.llmeval``).
 
     Fields: ``id``, ``partition``, ``input``, ``expected_output``, ``context``,
     ``criteria``, ``tags``, ``metadata``.
     """
-    # Marked tests get their example as a parameter, which overrides this fixture.
+    # Marked tests get their example as a parameter, which overrides this fixture. No
+    # `request` argument: it would join the fixture closure of every marked item, and
+    # pytest builds a fixture definition for `request` at each setup (pytest names the
+    # item above this error anyway).
     pytest.fail(
-        f"{request.node.nodeid}: the eval_example fixture is only available in tests marked "
-        "@pytest.mark.llmeval(dataset=...)",
+        "the eval_example fixture is only available in tests marked @pytest.mark.llmeval(dataset=...)",
         pytrace=False,
     )
 
@@ -81,8 +83,6 @@ def llmeval_record(request: pytest.FixtureRequest, eval_example: EvalExample) ->
     Records appear in the ``llmeval summary``, in ``--llmeval-report`` files and in baselines.
     """
     return get_session(request.config).record_for(request.node)
-
-
 
 
 @pytest.fixture

@@ -17,6 +17,9 @@ OUTCOMES = ("passed", "failed", "error", "skipped")
 # Attribute on the teardown report that carries the record to the controller.
 REPORT_ATTR = "llmeval_record"
 
+# Prefix of the item's JUnit XML properties (``Record.junit_properties``).
+PROPERTY_PREFIX = "llmeval."
+
 
 def plain(value: Any) -> Any:
     """Convert a value to JSON-safe plain Python (no numpy scalars, no pydantic models)."""
@@ -66,6 +69,16 @@ class Record:
         # Made plain here, once, so that to_dict (for every item) only copies.
         entry: dict[str, Any] = plain({"value": None if value is None else float(value), "passed": passed, **details})
         self.metrics[name] = entry
+
+    def junit_properties(self) -> list[tuple[str, Any]]:
+        """The item's ``user_properties`` for JUnit XML: partition, then each metric's value and pass."""
+        properties: list[tuple[str, Any]] = [(PROPERTY_PREFIX + "partition", self.partition)]
+        for name, entry in sorted(self.metrics.items()):
+            if entry.get("value") is not None:
+                properties.append((PROPERTY_PREFIX + name, entry["value"]))
+            if entry.get("passed") is not None:
+                properties.append((f"{PROPERTY_PREFIX}{name}.passed", entry["passed"]))
+        return properties
 
     def to_dict(self) -> dict[str, Any]:
         """Plain, JSON-safe data (keys sorted when dumped)."""

@@ -48,7 +48,8 @@ class LLMEvalSession:
         self.config = config
         self.partitions = settings.partitions(config)
         self.is_worker = hasattr(config, "workerinput")
-        # Controller side: finished records by node id (a rerun replaces).
+        self._from_workers = not self.is_worker and _is_xdist_controller(config)
+        # Controller side (or the only process): finished records by node id.
         self.records: dict[str, Record] = {}
         # This process: records of items still running.
         self._live: dict[str, Record] = {}
@@ -148,16 +149,22 @@ class LLMEvalSession:
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
-        report: pytest.TestReport = yield
         if example_of(item) is None:
-            return report
+            return (yield)
         record = self.record_for(item)
+        if call.when == "teardown":
+            # Before pytest makes the teardown report, which copies the user properties
+            # (it rides to the controller, and junitxml writes those of teardown reports).
+            item.user_properties.extend(record.junit_properties())
+        report: pytest.TestReport = yield
         record.duration_s += report.duration
         _apply_phase(record, report, call)
         if report.when == "teardown":
             setattr(report, REPORT_ATTR, record.to_dict())
             self.count("records")
             del self._live[item.nodeid]
+            if not self.is_worker:
+                self.records[item.nodeid] = record  # a rerun replaces
             if self._pipeline is not None:
                 # The item is done with its job: let its future, context and result go,
                 # rather than keep thousands of them for the collector to walk.
@@ -173,9 +180,11 @@ class LLMEvalSession:
     # --- controller: gather ---------------------------------------------------------------
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        data = getattr(report, REPORT_ATTR, None)
-        if data is not None and not self.is_worker:
-            self.records[data["nodeid"]] = Record.from_dict(data)
+        # Under xdist the controller runs no items: their records come from the workers.
+        if self._from_workers:
+            data = getattr(report, REPORT_ATTR, None)
+            if data is not None:
+                self.records[data["nodeid"]] = Record.from_dict(data)
 
     def count(self, name: str, amount: float = 1) -> None:
         """Add to a run-level counter of this process (from any thread)."""
@@ -251,7 +260,7 @@ class LLMEvalSession:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtestloop(self, session: pytest.Session) -> None:
-        if session.config.option.collectonly or (self.is_worker is False and _is_xdist_controller(session.config)):
+        if session.config.option.collectonly or self._from_workers:
             return
         items = session.items
         if self.static_share is not None:

@@ -18,14 +18,13 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_llmeval import settings
-from pytest_llmeval.session import example_of
 
 if TYPE_CHECKING:
     from pytest_llmeval.report import RunFacts
     from pytest_llmeval.session import LLMEvalSession
     from pytest_llmeval.summary import RunSummary
 
-PROPERTY_PREFIX = "llmeval."
+from pytest_llmeval.records import PROPERTY_PREFIX  # noqa: F401  (re-exported: where it was first)
 
 
 class VerdictPlugin:
@@ -89,23 +88,6 @@ class VerdictPlugin:
     def _baseline_named(self) -> bool:
         setting = settings.BY_NAME["baseline"]
         return bool(self.config.getoption(setting.dest, default=None) or self.config.getini(setting.ini_key))
-
-    # --- running: metrics become JUnit properties on the process that runs the item ------------
-
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> None:
-        # Before the teardown report is made (returning None lets pytest make it): it
-        # copies item.user_properties, rides to the controller, and junitxml writes the
-        # properties of teardown reports. Not a wrapper: this runs for every phase of
-        # every item, and only acts on one.
-        if call.when == "teardown" and example_of(item) is not None:
-            record = self.session.record_for(item)
-            item.user_properties.append((PROPERTY_PREFIX + "partition", record.partition))
-            for name, entry in sorted(record.metrics.items()):
-                if entry.get("value") is not None:
-                    item.user_properties.append((PROPERTY_PREFIX + name, entry["value"]))
-                if entry.get("passed") is not None:
-                    item.user_properties.append((f"{PROPERTY_PREFIX}{name}.passed", entry["passed"]))
 
     # --- controller: count failures as pytest does ----------------------------------------------
 
