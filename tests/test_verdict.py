@@ -207,8 +207,9 @@ def test_verbose_summary_adds_the_metric_table(project: pytest.Pytester) -> None
     assert not any(line.startswith("  mean:") for line in section)
 
 
-def test_junit_xml_has_each_metric_as_a_property(project: pytest.Pytester) -> None:
-    result = project.runpytest("-n", "2", "--junitxml=junit.xml", "-k", "golden-00 or test_ordinary")
+@pytest.mark.parametrize("workers", ["0", "2"])
+def test_junit_xml_has_each_metric_as_a_property(project: pytest.Pytester, workers: str) -> None:
+    result = project.runpytest("-n", workers, "--junitxml=junit.xml", "-k", "golden-00 or test_ordinary")
     result.assert_outcomes(passed=2)
     xml = (project.path / "junit.xml").read_text()
     case = re.search(r'<testcase [^>]*name="test_case\[golden-00\]".*?</testcase>', xml, re.S)
