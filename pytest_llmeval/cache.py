@@ -457,7 +457,6 @@ class ResponseCache:
         """
         from diskcache.core import MODE_RAW
 
-        items = list(dict.fromkeys(items))
         loaded = size = 0
         try:
             with self._connect() as con:

@@ -1,9 +1,10 @@
 """The end of the run: summary, gates, baseline, report and exit status.
 
 One :class:`VerdictPlugin` per process, registered next to the session. Workers
-only load the baseline (read-only, so failure reports can show baseline scores)
-and attach metrics as JUnit properties; the controller alone computes, writes
-files and prints, so ``-n 0`` and ``-n 2`` give the same summary and files.
+only load the baseline (read-only, so failure reports can show baseline scores);
+the controller alone computes, writes files and prints, so ``-n 0`` and ``-n 2``
+give the same summary and files. (Metrics become JUnit properties where the item
+runs, in the session's report hook.)
 
 The run fails through ``session.exitstatus`` in ``pytest_sessionfinish``, never
 by raising, and only a status of OK or TESTS_FAILED is ever changed: an
@@ -23,8 +24,6 @@ if TYPE_CHECKING:
     from pytest_llmeval.report import RunFacts
     from pytest_llmeval.session import LLMEvalSession
     from pytest_llmeval.summary import RunSummary
-
-from pytest_llmeval.records import PROPERTY_PREFIX  # noqa: F401  (re-exported: where it was first)
 
 
 class VerdictPlugin:
